@@ -1,0 +1,96 @@
+# lexis Makefile
+#
+#   make                     build build/<cfg>/lexis and the module libraries
+#   make test                build and run every test suite (cmocka + shell)
+#   make check-deps          fail if a layer includes a layer above it
+#   make fuzz                build the libFuzzer targets (clang) into build/fuzz
+#   make clean
+#
+# Knobs (persisted in $(BUILD)/.make-settings; changing one rebuilds):
+#   SANITIZER=address|undefined|thread   instrumented build in build/<sanitizer>
+#   OPT=-O2                              optimization flags
+#   NATIVE=1                             -march=native
+#   CUDA=1                               reserved for the CUDA kernels (kernels/cuda/)
+#
+# -D macros used in the sources:
+#   UNIT_TESTING     set for test binaries (cmocka's allocators in tests)
+#   LX_CUDA          set when CUDA=1
+
+CC       ?= cc
+OPT      ?= -O2
+SANITIZER ?=
+NATIVE   ?=
+CUDA     ?=
+
+CFG      := $(if $(SANITIZER),$(SANITIZER),release)
+BUILD    := build/$(CFG)
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS   := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP -fno-strict-aliasing
+LDLIBS   := -llmdb -lxxhash -ljansson -lutf8proc -lstemmer -lstreamvbyte -lroaring -levent -levent_pthreads -lm -lpthread
+ifeq ($(NATIVE),1)
+CFLAGS   += -march=native
+endif
+ifneq ($(SANITIZER),)
+CFLAGS   += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZER)
+endif
+ifeq ($(CUDA),1)
+CFLAGS   += -DLX_CUDA
+endif
+
+MODULES  := kernels encoder index query server
+LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC  := $(wildcard tools/lexis*.c tools/cmd_*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+AUX_SRC  := $(filter-out $(CLI_SRC),$(wildcard tools/*.c))
+AUX_BIN  := $(AUX_SRC:tools/%.c=$(BUILD)/%)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
+SETTINGS := $(BUILD)/.make-settings
+
+.PHONY: all test check-deps fuzz clean FORCE
+
+all: $(BUILD)/lexis $(AUX_BIN)
+
+$(SETTINGS): FORCE
+	@mkdir -p $(BUILD)
+	@echo "$(CC) $(CFLAGS) $(LDFLAGS)" | cmp -s - $@ || echo "$(CC) $(CFLAGS) $(LDFLAGS)" > $@
+
+$(BUILD)/%.o: %.c $(SETTINGS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/liblexis.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lexis: $(CLI_OBJ) $(BUILD)/liblexis.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/liblexis.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/liblexis.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+test: all $(TEST_BIN)
+	@LEXIS=$(BUILD)/lexis BUILD=$(BUILD) tests/run-all.sh $(TEST_BIN)
+
+check-deps:
+	@tools/check-deps.sh
+
+# libFuzzer targets: clang with -fsanitize=fuzzer,address,undefined.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(FUZZ_BIN)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.d) $(AUX_SRC:%.c=$(BUILD)/%.d)
+.SECONDARY:

@@ -1,0 +1,179 @@
+/* index_impl.h: private layouts of the index module. Only the .c files of index/ and the
+ * index tests include this.
+ *
+ * On disk: one LMDB environment (INDEX/data.mdb, INDEX/lock.mdb) plus
+ * INDEX/write.lock (the writer's flock). Named databases; integers are little
+ * endian unless a key says big endian (BE keys sort numerically):
+ *
+ *   meta      "format"   -> u32 format version (IDX_FORMAT_VERSION)
+ *             "analyzer" -> analyzer description string (enc_analyzer_describe)
+ *             "fields"   -> comma-separated indexed field names
+ *             "bm25"     -> f32 k1, f32 b
+ *             "stats"    -> IDX_STATS_* layout below
+ *   terms     term bytes -> u32 term_id, u32 df (live), u64 cf (live)
+ *   postings  u32be term_id, u32be seg -> postings list (layout below)
+ *   segments  u32be seg -> u32 base, u32 ndocs, f32 k1, f32 b, f32 avgdl,
+ *                          u32 checksum, u32 doclen[ndocs]
+ *   docs      u32be docid -> u32 checksum, u32 doclen, u16 id_len, id,
+ *                          u16 nfields, { u16 name_len, name, u32 len, value }*
+ *   ids       external id bytes -> u32 docid
+ *   deleted   "bitmap"   -> portable Roaring bitmap of deleted docids
+ *
+ * Postings list value (one per term and segment):
+ *   header (24 bytes): u32 n, u32 nblocks, f32 fmax, u32 max_tf, u32 min_dl,
+ *                      u32 checksum (low 32 bits of XXH3 of bytes 0..19)
+ *   nblocks entries of IDX_BLOCK_ENTRY bytes (see index.h)
+ *   data: per block, StreamVByte doc-id gaps (differential from the previous
+ *         block's last doc; the first block from 0), then StreamVByte tfs.
+ *   Each entry's xxh3 covers the entry's first 24 bytes and the block data.
+ *
+ * Segment: the documents added by one flush, a contiguous range of internal
+ * ids [base, base+ndocs). Its postings are written once and never changed;
+ * deletions go to the deleted bitmap and the live statistics.
+ */
+#ifndef LX_INDEX_IMPL_H
+#define LX_INDEX_IMPL_H
+
+#include "index.h"
+
+#include <stdbool.h>
+
+#define IDX_PLIST_HEADER 24
+#define IDX_SEG_HEADER 24
+#define IDX_DOC_HEADER 8
+#define IDX_TERM_VALUE 16
+#define IDX_MAX_FIELDS 8
+
+/* stats value: u64 ndocs, u64 total_len, u32 next_docid, u32 next_segid,
+ * u32 next_termid, u32 pad, u64 ndeleted, u64 checksum(of bytes 0..39) */
+#define IDX_STATS_SIZE 48
+
+/* ---- storage (index/lmdb_store.c is the only caller of mdb_*) ------------- */
+
+enum idx_db {
+    IDX_DB_META, IDX_DB_TERMS, IDX_DB_POSTINGS, IDX_DB_SEGMENTS,
+    IDX_DB_DOCS, IDX_DB_IDS, IDX_DB_DELETED, IDX_DB_COUNT
+};
+
+typedef struct idx_store idx_store;
+typedef struct idx_stxn idx_stxn;
+typedef struct idx_scur idx_scur;
+
+typedef struct idx_val {
+    const void *data;
+    size_t size;
+} idx_val;
+
+enum { IDX_STORE_RDONLY = 1, IDX_STORE_CREATE = 2 };
+
+int  idx_store_open(const char *path, int flags, idx_store **out, char *err, size_t cap);
+void idx_store_close(idx_store *s);
+/* Grows the map so that at least `need` more bytes fit. No txn may be open. */
+int  idx_store_grow(idx_store *s, size_t need);
+int  idx_store_info(idx_store *s, uint64_t *map_bytes, uint64_t *used_bytes);
+const char *idx_store_errmsg(const idx_store *s);
+
+int  idx_store_begin(idx_store *s, int write, idx_stxn **out);
+int  idx_store_commit(idx_stxn *t);       /* frees t, also on failure */
+void idx_store_abort(idx_stxn *t);        /* frees t */
+
+/* get: v borrows the map, valid until the txn ends. LX_E_NOTFOUND if absent. */
+int idx_store_get(idx_stxn *t, int db, const void *key, size_t klen, idx_val *v);
+int idx_store_put(idx_stxn *t, int db, const void *key, size_t klen,
+                  const void *val, size_t vlen, int append);
+/* Reserves vlen bytes for key and returns where to write them (in the map). */
+int idx_store_reserve(idx_stxn *t, int db, const void *key, size_t klen,
+                      size_t vlen, int append, void **dst);
+int idx_store_del(idx_stxn *t, int db, const void *key, size_t klen);
+int idx_store_drop_all(idx_stxn *t, int db);   /* empties the database */
+int idx_store_count(idx_stxn *t, int db, uint64_t *n, uint64_t *bytes);
+
+/* Cursor: seek to the first key >= key (NULL: first key), then step. Each
+ * call fills k and v (borrowed until the txn ends); LX_E_NOTFOUND at end. */
+int  idx_scur_open(idx_stxn *t, int db, idx_scur **out);
+int  idx_scur_seek(idx_scur *c, const void *key, size_t klen, idx_val *k, idx_val *v);
+int  idx_scur_next(idx_scur *c, idx_val *k, idx_val *v);
+void idx_scur_close(idx_scur *c);
+
+/* ---- checksums (index/keys.c is the only caller of XXH3) ----------------- */
+
+uint64_t idx_hash64(const void *p, size_t n);
+uint64_t idx_hash64_seed(const void *p, size_t n, uint64_t seed);
+static inline uint32_t idx_hash32(const void *p, size_t n) { return (uint32_t)idx_hash64(p, n); }
+
+/* ---- postings codec (index/postings.c is the only caller of streamvbyte) - */
+
+/* Encodes n postings (docs increasing, tfs >= 1) into a postings list value.
+ * doclens(ctx, doc) gives each document's length; k1, b, avgdl fix fmax.
+ * Returns the value size; out must hold idx_plist_max_size(n) bytes. */
+size_t idx_plist_max_size(uint32_t n);
+size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
+                        const uint32_t *doclen_by_rel, uint32_t seg_base,
+                        float k1, float b, float avgdl, unsigned char *out);
+
+/* ---- deleted documents (index/deleted.c is the only caller of roaring) --- */
+
+typedef struct idx_delset idx_delset;
+int  idx_delset_load(const void *data, size_t size, idx_delset **out);  /* empty if size 0 */
+int  idx_delset_contains(const idx_delset *d, uint32_t docid);
+int  idx_delset_add(idx_delset *d, uint32_t docid);
+uint64_t idx_delset_count(const idx_delset *d);
+/* Serialized size / serialize into out (size bytes). */
+size_t idx_delset_size(idx_delset *d);
+void idx_delset_write(const idx_delset *d, void *out);
+void idx_delset_free(idx_delset *d);
+
+/* ---- JSON lines (index/ingest.c is the only caller of jansson here) ------ */
+
+typedef struct idx_jsonl_doc {
+    const char *id; size_t id_len;
+    size_t nfields;
+    const char *values[IDX_MAX_FIELDS]; size_t value_lens[IDX_MAX_FIELDS];
+} idx_jsonl_doc;
+
+/* Parses one line into doc, taking the fields named in names[] (missing or
+ * null -> empty). Strings borrow *owner, which the caller frees with
+ * idx_jsonl_doc_release. On error writes a message to err and returns
+ * LX_E_INPUT. */
+int idx_jsonl_parse(const char *line, size_t len, const char *const *names, size_t nnames,
+                    idx_jsonl_doc *doc, void **owner, char *err, size_t errcap);
+void idx_jsonl_doc_release(void *owner);
+
+/* ---- environment internals -------------------------------------------------- */
+
+typedef struct idx_stats_disk {
+    uint64_t ndocs, total_len;
+    uint32_t next_docid, next_segid, next_termid;
+    uint64_t ndeleted;
+} idx_stats_disk;
+
+struct idx_env {
+    idx_store *store;
+    char *path;
+    char analyzer_desc[256];
+    char fields_buf[256];       /* as recorded: "title,text" */
+    char *field_storage;        /* owned: split copy that field_names point into */
+    const char *field_names[IDX_MAX_FIELDS];
+    size_t nfields;
+    float k1, b;
+    uint32_t format_version;
+    char errmsg[512];
+};
+
+int idx_stats_read(idx_stxn *t, idx_stats_disk *s);
+int idx_stats_write(idx_stxn *t, const idx_stats_disk *s);
+void idx_env_set_error(idx_env *env, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Segment header parse (zero copy). */
+typedef struct idx_segment {
+    uint32_t seg, base, ndocs;
+    float k1, b, avgdl;
+    const unsigned char *doclens;    /* ndocs u32, unaligned */
+} idx_segment;
+int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out);
+
+/* Parse a stored document value (zero copy). */
+int idx_doc_parse(uint32_t docid, const void *val, size_t len, idx_doc *out);
+
+#endif

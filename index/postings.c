@@ -1,0 +1,194 @@
+/* postings.c: the postings codec. The one file that calls StreamVByte.
+ *
+ * A postings list (one term in one segment) is a header, a block index and
+ * block data (layout in index_impl.h). Blocks hold IDX_BLOCK_SIZE postings;
+ * the index entries sit together so block-max skipping walks a dense array
+ * without touching the data. Doc ids are stored as gaps with StreamVByte's
+ * differential coder (SIMD decode), term frequencies with plain StreamVByte.
+ *
+ * Safety: StreamVByte's decoder trusts its input, so before decoding we
+ * compute the exact encoded length from the control bytes and check it
+ * against the block's bounds. Its SIMD loads may read up to 16 bytes past the
+ * last encoded byte, so every list ends with IDX_PLIST_PAD zero bytes and the
+ * parser insists they exist.
+ */
+#include "index_impl.h"
+
+#include <streamvbyte.h>
+#include <streamvbytedelta.h>
+
+#include <string.h>
+
+#define IDX_PLIST_PAD 16
+
+/* Bytes of data described by each control byte (4 codes of 2 bits, each
+ * code c meaning c+1 bytes). */
+static unsigned svb_ctrl_len(unsigned char c)
+{
+    return (unsigned)(c & 3) + ((c >> 2) & 3) + ((c >> 4) & 3) + ((c >> 6) & 3) + 4;
+}
+
+/* Exact encoded size of n values starting at p, or 0 if it exceeds avail. */
+static size_t svb_encoded_size(const unsigned char *p, size_t avail, uint32_t n)
+{
+    size_t ctrl = (n + 3) / 4;
+    if (ctrl > avail)
+        return 0;
+    size_t total = ctrl;
+    for (size_t i = 0; i + 1 < ctrl; i++)
+        total += svb_ctrl_len(p[i]);
+    /* The last control byte only describes n - 4*(ctrl-1) values. */
+    unsigned rem = n - 4 * (uint32_t)(ctrl - 1);
+    unsigned char last = p[ctrl - 1];
+    for (unsigned j = 0; j < rem; j++)
+        total += ((last >> (2 * j)) & 3) + 1;
+    return total <= avail ? total : 0;
+}
+
+size_t idx_plist_max_size(uint32_t n)
+{
+    uint32_t nb = (n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE;
+    return IDX_PLIST_HEADER + (size_t)nb * IDX_BLOCK_ENTRY
+           + 2 * (size_t)nb * streamvbyte_max_compressedbytes(IDX_BLOCK_SIZE) + IDX_PLIST_PAD;
+}
+
+size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
+                        const uint32_t *doclen_by_rel, uint32_t seg_base,
+                        float k1, float b, float avgdl, unsigned char *out)
+{
+    uint32_t nb = (n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE;
+    unsigned char *entries = out + IDX_PLIST_HEADER;
+    unsigned char *data = entries + (size_t)nb * IDX_BLOCK_ENTRY;
+    size_t off = 0;
+    float list_fmax = 0;
+    uint32_t list_max_tf = 0, list_min_dl = UINT32_MAX, prev = 0;
+
+    for (uint32_t bi = 0; bi < nb; bi++) {
+        uint32_t start = bi * IDX_BLOCK_SIZE;
+        uint32_t cnt = n - start < IDX_BLOCK_SIZE ? n - start : IDX_BLOCK_SIZE;
+        float fmax = 0;
+        uint32_t max_tf = 0, min_dl = UINT32_MAX;
+        for (uint32_t i = start; i < start + cnt; i++) {
+            uint32_t dl = doclen_by_rel[docs[i] - seg_base];
+            float f = idx_bm25_tfnorm(tfs[i], dl, k1, b, avgdl);
+            if (f > fmax) fmax = f;
+            if (tfs[i] > max_tf) max_tf = tfs[i];
+            if (dl < min_dl) min_dl = dl;
+        }
+        unsigned char *e = entries + (size_t)bi * IDX_BLOCK_ENTRY;
+        size_t dbytes = streamvbyte_delta_encode(docs + start, cnt, data + off, prev);
+        size_t tbytes = streamvbyte_encode(tfs + start, cnt, data + off + dbytes);
+        lx_st32(e, docs[start + cnt - 1]);
+        lx_st32(e + 4, (uint32_t)off);
+        lx_stf(e + 8, fmax);
+        lx_st32(e + 12, max_tf);
+        lx_st32(e + 16, min_dl);
+        uint16_t c16 = (uint16_t)cnt, d16 = (uint16_t)dbytes;
+        memcpy(e + 20, &c16, 2);
+        memcpy(e + 22, &d16, 2);
+        uint64_t h = idx_hash64_seed(data + off, dbytes + tbytes, idx_hash64(e, 24));
+        lx_st64(e + 24, h);
+        off += dbytes + tbytes;
+        prev = docs[start + cnt - 1];
+        if (fmax > list_fmax) list_fmax = fmax;
+        if (max_tf > list_max_tf) list_max_tf = max_tf;
+        if (min_dl < list_min_dl) list_min_dl = min_dl;
+    }
+    memset(data + off, 0, IDX_PLIST_PAD);
+    off += IDX_PLIST_PAD;
+
+    lx_st32(out, n);
+    lx_st32(out + 4, nb);
+    lx_stf(out + 8, list_fmax);
+    lx_st32(out + 12, list_max_tf);
+    lx_st32(out + 16, list_min_dl);
+    lx_st32(out + 20, idx_hash32(out, 20));
+    return (size_t)(data + off - out);
+}
+
+int idx_plist_parse(const void *val, size_t len, idx_plist *out)
+{
+    const unsigned char *v = val;
+    if (len < IDX_PLIST_HEADER + IDX_PLIST_PAD)
+        return LX_E_CORRUPT;
+    if (lx_ld32(v + 20) != idx_hash32(v, 20))
+        return LX_E_CORRUPT;
+    uint32_t n = lx_ld32(v), nb = lx_ld32(v + 4);
+    if (n == 0 || nb != (n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE)
+        return LX_E_CORRUPT;
+    size_t idx_end = IDX_PLIST_HEADER + (size_t)nb * IDX_BLOCK_ENTRY;
+    if (idx_end + IDX_PLIST_PAD > len)
+        return LX_E_CORRUPT;
+    out->n = n;
+    out->nblocks = nb;
+    out->fmax = lx_ldf(v + 8);
+    out->max_tf = lx_ld32(v + 12);
+    out->min_dl = lx_ld32(v + 16);
+    out->entries = v + IDX_PLIST_HEADER;
+    out->data = v + idx_end;
+    out->data_size = len - idx_end - IDX_PLIST_PAD;  /* padding excluded */
+    out->seg = 0;
+    out->seg_base = 0;                /* the reader sets the segment fields */
+    out->seg_ndocs = UINT32_MAX;
+    out->doclens = NULL;
+    return 0;
+}
+
+/* Bounds of block i's bytes within data, checked. */
+static int idx_block_bounds(const idx_plist *p, uint32_t i, size_t *off, size_t *end,
+                            uint32_t *cnt, uint32_t *dbytes)
+{
+    if (i >= p->nblocks)
+        return LX_E_CORRUPT;
+    const unsigned char *e = p->entries + (size_t)i * IDX_BLOCK_ENTRY;
+    uint16_t c16, d16;
+    memcpy(&c16, e + 20, 2);
+    memcpy(&d16, e + 22, 2);
+    *off = lx_ld32(e + 4);
+    *end = i + 1 < p->nblocks ? lx_ld32(e + IDX_BLOCK_ENTRY + 4) : p->data_size;
+    *cnt = c16;
+    *dbytes = d16;
+    if (*cnt == 0 || *cnt > IDX_BLOCK_SIZE || *off > *end || *end > p->data_size
+        || *dbytes > *end - *off)
+        return LX_E_CORRUPT;
+    /* Only the last block may be short. */
+    if (i + 1 < p->nblocks && *cnt != IDX_BLOCK_SIZE)
+        return LX_E_CORRUPT;
+    return 0;
+}
+
+int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *tfs)
+{
+    size_t off, end;
+    uint32_t cnt, dbytes;
+    if (idx_block_bounds(p, i, &off, &end, &cnt, &dbytes))
+        return LX_E_CORRUPT;
+    const unsigned char *d = p->data + off;
+    if (svb_encoded_size(d, dbytes, cnt) != dbytes
+        || svb_encoded_size(d + dbytes, end - off - dbytes, cnt) != end - off - dbytes)
+        return LX_E_CORRUPT;
+    uint32_t prev = i ? idx_block_last(p, i - 1) : 0;
+    streamvbyte_delta_decode(d, docs, cnt, prev);
+    streamvbyte_decode(d + dbytes, tfs, cnt);
+    /* Guards that keep a damaged block inside its segment, since callers
+     * index doc lengths by these ids: strictly increasing, starting after the
+     * previous block, ending at the entry's last doc, inside the segment. */
+    uint32_t bad = docs[0] < (i ? prev + 1 : p->seg_base);
+    for (uint32_t j = 1; j < cnt; j++)
+        bad |= docs[j] <= docs[j - 1];
+    if (bad || docs[cnt - 1] != idx_block_last(p, i)
+        || docs[cnt - 1] - p->seg_base >= p->seg_ndocs)
+        return LX_E_CORRUPT;
+    return (int)cnt;
+}
+
+int idx_block_verify_checksum(const idx_plist *p, uint32_t i)
+{
+    size_t off, end;
+    uint32_t cnt, dbytes;
+    if (idx_block_bounds(p, i, &off, &end, &cnt, &dbytes))
+        return LX_E_CORRUPT;
+    const unsigned char *e = p->entries + (size_t)i * IDX_BLOCK_ENTRY;
+    uint64_t h = idx_hash64_seed(p->data + off, end - off, idx_hash64(e, 24));
+    return h == lx_ld64(e + 24) ? 0 : LX_E_CORRUPT;
+}

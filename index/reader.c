@@ -1,0 +1,270 @@
+/* reader.c: a read snapshot of the index.
+ *
+ * A reader is one LMDB read transaction plus what every query needs from it,
+ * loaded once: the statistics, the segment table (doc-id ranges, doc lengths
+ * read in place) and the deleted set. Everything a reader hands out borrows
+ * the map and stays valid until idx_reader_close; the snapshot never changes
+ * underneath, whatever writers commit meanwhile.
+ */
+#include "index_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct idx_reader {
+    idx_env *env;
+    idx_stxn *t;
+    idx_stats stats;
+    idx_segment *segs;
+    uint32_t nsegs;
+    idx_delset *del;         /* NULL when nothing is deleted */
+    idx_scur *pcur;          /* postings cursor, reused */
+};
+
+int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out)
+{
+    const unsigned char *v = val;
+    if (len < IDX_SEG_HEADER)
+        return LX_E_CORRUPT;
+    out->seg = seg;
+    out->base = lx_ld32(v);
+    out->ndocs = lx_ld32(v + 4);
+    out->k1 = lx_ldf(v + 8);
+    out->b = lx_ldf(v + 12);
+    out->avgdl = lx_ldf(v + 16);
+    out->doclens = v + IDX_SEG_HEADER;
+    if ((len - IDX_SEG_HEADER) / 4 != out->ndocs || (len - IDX_SEG_HEADER) % 4 || !(out->avgdl > 0))
+        return LX_E_CORRUPT;
+    return 0;
+}
+
+int idx_doc_parse(uint32_t docid, const void *val, size_t len, idx_doc *out)
+{
+    const unsigned char *v = val, *end = v + len, *p;
+    if (len < IDX_DOC_HEADER + 4)
+        return LX_E_CORRUPT;
+    out->docid = docid;
+    out->len = lx_ld32(v + 4);
+    p = v + IDX_DOC_HEADER;
+    uint16_t l;
+    memcpy(&l, p, 2); p += 2;
+    if ((size_t)(end - p) < (size_t)l + 2)
+        return LX_E_CORRUPT;
+    out->id = (const char *)p;
+    out->id_len = l;
+    p += l;
+    memcpy(&l, p, 2); p += 2;
+    if (l > IDX_MAX_FIELDS)
+        return LX_E_CORRUPT;
+    out->nfields = l;
+    for (size_t i = 0; i < out->nfields; i++) {
+        if (end - p < 2) return LX_E_CORRUPT;
+        memcpy(&l, p, 2); p += 2;
+        if ((size_t)(end - p) < (size_t)l + 4) return LX_E_CORRUPT;
+        out->names[i] = (const char *)p;
+        out->name_lens[i] = l;
+        p += l;
+        uint32_t vl = lx_ld32(p); p += 4;
+        if ((size_t)(end - p) < vl) return LX_E_CORRUPT;
+        out->values[i] = (const char *)p;
+        out->value_lens[i] = vl;
+        p += vl;
+    }
+    return p == end ? 0 : LX_E_CORRUPT;
+}
+
+int idx_reader_open(idx_env *env, idx_reader **out)
+{
+    int rc;
+    idx_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return LX_E_NOMEM;
+    r->env = env;
+    if ((rc = idx_store_begin(env->store, 0, &r->t)) != 0)
+        goto out_free;
+    idx_stats_disk sd;
+    if ((rc = idx_stats_read(r->t, &sd)) != 0)
+        goto out_free;
+    r->stats.ndocs = sd.ndocs;
+    r->stats.total_len = sd.total_len;
+    r->stats.avgdl = sd.ndocs && sd.total_len ? (double)sd.total_len / (double)sd.ndocs : 1.0;
+    r->stats.next_docid = sd.next_docid;
+    r->stats.ndeleted = sd.ndeleted;
+    r->stats.nterms = sd.next_termid;
+    r->stats.k1 = env->k1;
+    r->stats.b = env->b;
+
+    /* Segment table. */
+    uint32_t cap = sd.next_segid ? sd.next_segid : 1;
+    r->segs = calloc(cap, sizeof *r->segs);
+    if (!r->segs) { rc = LX_E_NOMEM; goto out_free; }
+    idx_scur *c;
+    if ((rc = idx_scur_open(r->t, IDX_DB_SEGMENTS, &c)) != 0)
+        goto out_free;
+    idx_val k, v;
+    for (rc = idx_scur_seek(c, NULL, 0, &k, &v); rc == 0; rc = idx_scur_next(c, &k, &v)) {
+        if (k.size != 4 || r->nsegs == cap) { rc = LX_E_CORRUPT; break; }
+        idx_segment *s = &r->segs[r->nsegs];
+        if ((rc = idx_segment_parse(lx_ld32be(k.data), v.data, v.size, s)) != 0)
+            break;
+        if (r->nsegs && s->base < r->segs[r->nsegs - 1].base + r->segs[r->nsegs - 1].ndocs) {
+            rc = LX_E_CORRUPT;
+            break;
+        }
+        r->nsegs++;
+    }
+    idx_scur_close(c);
+    if (rc != LX_E_NOTFOUND)
+        goto out_free;
+    r->stats.nsegments = r->nsegs;
+
+    if (sd.ndeleted) {
+        if ((rc = idx_store_get(r->t, IDX_DB_DELETED, "bitmap", 6, &v)) != 0
+            || (rc = idx_delset_load(v.data, v.size, &r->del)) != 0) {
+            if (rc == LX_E_NOTFOUND)
+                rc = LX_E_CORRUPT;
+            goto out_free;
+        }
+    }
+    if ((rc = idx_scur_open(r->t, IDX_DB_POSTINGS, &r->pcur)) != 0)
+        goto out_free;
+    *out = r;
+    return 0;
+
+out_free:
+    idx_reader_close(r);
+    return rc;
+}
+
+void idx_reader_close(idx_reader *r)
+{
+    if (!r)
+        return;
+    idx_scur_close(r->pcur);
+    idx_store_abort(r->t);
+    idx_delset_free(r->del);
+    free(r->segs);
+    free(r);
+}
+
+const idx_stats *idx_reader_stats(const idx_reader *r) { return &r->stats; }
+
+int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_info *out)
+{
+    idx_val v;
+    if (len == 0 || len > 511)
+        return LX_E_NOTFOUND;
+    int rc = idx_store_get(r->t, IDX_DB_TERMS, term, len, &v);
+    if (rc)
+        return rc;
+    if (v.size != IDX_TERM_VALUE)
+        return LX_E_CORRUPT;
+    out->term_id = lx_ld32(v.data);
+    out->df = lx_ld32((const char *)v.data + 4);
+    out->cf = lx_ld64((const char *)v.data + 8);
+    return 0;
+}
+
+static const idx_segment *idx_reader_segment(const idx_reader *r, uint32_t seg)
+{
+    /* Segment numbers increase with bases; binary search by number. */
+    uint32_t lo = 0, hi = r->nsegs;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (r->segs[mid].seg < seg) lo = mid + 1; else hi = mid;
+    }
+    return lo < r->nsegs && r->segs[lo].seg == seg ? &r->segs[lo] : NULL;
+}
+
+int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, int cap)
+{
+    unsigned char key[8];
+    idx_val k, v;
+    lx_st32be(key, term_id);
+    lx_st32be(key + 4, 0);
+    int n = 0, rc;
+    for (rc = idx_scur_seek(r->pcur, key, 8, &k, &v); rc == 0; rc = idx_scur_next(r->pcur, &k, &v)) {
+        if (k.size != 8)
+            return LX_E_CORRUPT;
+        if (lx_ld32be(k.data) != term_id)
+            break;
+        if (n == cap)
+            return LX_E_TOOBIG;
+        uint32_t seg = lx_ld32be((const char *)k.data + 4);
+        const idx_segment *s = idx_reader_segment(r, seg);
+        if (!s || (rc = idx_plist_parse(v.data, v.size, &out[n])) != 0)
+            return LX_E_CORRUPT;
+        out[n].seg = seg;
+        out[n].seg_k1 = s->k1;
+        out[n].seg_b = s->b;
+        out[n].seg_avgdl = s->avgdl;
+        out[n].seg_base = s->base;
+        out[n].seg_ndocs = s->ndocs;
+        out[n].doclens = s->doclens;
+        /* Every posting must fall inside its segment: checked once here so
+         * the query loop can index doclens without a test. */
+        if (idx_block_last(&out[n], out[n].nblocks - 1) - s->base >= s->ndocs
+            || idx_block_last(&out[n], out[n].nblocks - 1) < s->base)
+            return LX_E_CORRUPT;
+        n++;
+    }
+    if (rc != 0 && rc != LX_E_NOTFOUND)
+        return rc;
+    return n;
+}
+
+uint32_t idx_reader_doclen(const idx_reader *r, uint32_t docid)
+{
+    /* Usually the last segment holds most documents: check from the end. */
+    for (uint32_t i = r->nsegs; i-- > 0;) {
+        const idx_segment *s = &r->segs[i];
+        if (docid >= s->base) {
+            if (docid - s->base < s->ndocs)
+                return lx_ld32(s->doclens + 4 * (size_t)(docid - s->base));
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int idx_reader_has_deletes(const idx_reader *r) { return r->del != NULL; }
+
+int idx_reader_is_deleted(const idx_reader *r, uint32_t docid)
+{
+    return r->del ? idx_delset_contains(r->del, docid) : 0;
+}
+
+int idx_reader_doc(const idx_reader *r, uint32_t docid, idx_doc *out)
+{
+    unsigned char key[4];
+    idx_val v;
+    lx_st32be(key, docid);
+    int rc = idx_store_get(r->t, IDX_DB_DOCS, key, 4, &v);
+    if (rc)
+        return rc;
+    return idx_doc_parse(docid, v.data, v.size, out);
+}
+
+int idx_reader_lookup(const idx_reader *r, const char *id, size_t id_len, uint32_t *docid)
+{
+    idx_val v;
+    if (id_len == 0 || id_len > IDX_MAX_ID_BYTES)
+        return LX_E_NOTFOUND;
+    int rc = idx_store_get(r->t, IDX_DB_IDS, id, id_len, &v);
+    if (rc)
+        return rc;
+    if (v.size != 4)
+        return LX_E_CORRUPT;
+    *docid = lx_ld32(v.data);
+    return 0;
+}
+
+/* For check.c and the query layer's cursors. */
+const idx_segment *idx_reader_segments(const idx_reader *r, uint32_t *n);
+const idx_segment *idx_reader_segments(const idx_reader *r, uint32_t *n)
+{
+    *n = r->nsegs;
+    return r->segs;
+}
+idx_stxn *idx_reader_txn(const idx_reader *r);
+idx_stxn *idx_reader_txn(const idx_reader *r) { return r->t; }

@@ -1,0 +1,189 @@
+/* cursor.c: a term's postings as one stream, across segments.
+ *
+ * A term has one postings list per segment that saw it, and segments cover
+ * increasing doc-id ranges, so the lists chain into one increasing stream.
+ * The cursor decodes one block of 128 at a time into its own arrays; moving
+ * forward skips whole lists by their last doc and whole blocks by the block
+ * index (a dense array of last doc ids) without decoding them. Deleted
+ * documents are skipped as they are met, so algorithms never see them.
+ *
+ * Block-max support: a second, "shallow" position walks the block index
+ * alone, so Block-Max WAND can ask for the bound of the block holding a doc
+ * without decoding anything.
+ *
+ * Bounds: a block's bound is the tightest of two valid ones. (1) The writer
+ * stored fmax = max tf/(tf + K(dl)) at the segment's k1, b and avgdl; if the
+ * query uses those k1 and b, it still bounds the term with the current avgdl
+ * after scaling by max(1, avgdl_now / avgdl_segment) (a larger avgdl shrinks
+ * K by at most that factor). (2) tfnorm(max_tf, min_dl) bounds it for any
+ * k1 and b, since the score grows with tf and shrinks with dl.
+ */
+#include "query_impl.h"
+
+static inline uint32_t list_last(const idx_plist *pl)
+{
+    return idx_block_last(pl, pl->nblocks - 1);
+}
+
+static float bound_of(const qry_cursor *c, const idx_plist *pl, float fmax, uint32_t max_tf,
+                      uint32_t min_dl)
+{
+    const qry_scorer *sc = c->sc;
+    float f = idx_bm25_tfnorm(max_tf, min_dl, sc->k1, sc->b, sc->avgdl);
+    if (pl->seg_k1 == sc->k1 && pl->seg_b == sc->b) {
+        float r = sc->avgdl > pl->seg_avgdl ? sc->avgdl / pl->seg_avgdl : 1.0f;
+        float g = fmax * r;
+        if (g < f)
+            f = g;
+    }
+    return c->weight * f * QRY_BOUND_SLACK;
+}
+
+static void cursor_decode(qry_cursor *c)
+{
+    int n = idx_block_decode(c->pl, c->bi, c->docs, c->tfs);
+    if (n <= 0) {
+        c->error = LX_E_CORRUPT;
+        c->doc = QRY_END;
+        c->cnt = 0;
+        return;
+    }
+    c->cnt = (uint32_t)n;
+    c->pos = 0;
+    c->doc = c->docs[0];
+}
+
+/* Moves to the next block (of this list or the next list) and decodes it. */
+static void cursor_next_block(qry_cursor *c)
+{
+    if (++c->bi == c->pl->nblocks) {
+        if (++c->li == c->nlists) {
+            c->doc = QRY_END;
+            return;
+        }
+        c->pl = &c->lists[c->li];
+        c->bi = 0;
+    }
+    cursor_decode(c);
+}
+
+static inline void cursor_skip_deleted(qry_cursor *c)
+{
+    while (c->doc != QRY_END && idx_reader_is_deleted(c->r, c->doc)) {
+        if (++c->pos == c->cnt)
+            cursor_next_block(c);
+        else
+            c->doc = c->docs[c->pos];
+    }
+}
+
+void qry_cursor_init(qry_cursor *c, const idx_reader *r, const idx_plist *lists, uint32_t n,
+                     float weight, const qry_scorer *sc)
+{
+    c->lists = lists;
+    c->nlists = n;
+    c->li = c->bi = c->sli = c->sbi = 0;
+    c->weight = weight;
+    c->sc = sc;
+    c->r = r;
+    c->has_deletes = idx_reader_has_deletes(r);
+    c->error = 0;
+    c->postings = 0;
+    c->max_score = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float bnd = bound_of(c, &lists[i], lists[i].fmax, lists[i].max_tf, lists[i].min_dl);
+        if (bnd > c->max_score)
+            c->max_score = bnd;
+    }
+    if (n == 0) {
+        c->doc = QRY_END;
+        c->cnt = 0;
+        return;
+    }
+    c->pl = &lists[0];
+    cursor_decode(c);
+    if (c->has_deletes)
+        cursor_skip_deleted(c);
+}
+
+void qry_cursor_next(qry_cursor *c)
+{
+    c->postings++;
+    if (++c->pos == c->cnt)
+        cursor_next_block(c);
+    else
+        c->doc = c->docs[c->pos];
+    if (c->has_deletes)
+        cursor_skip_deleted(c);
+}
+
+void qry_cursor_next_geq(qry_cursor *c, uint32_t d)
+{
+    if (c->doc >= d)
+        return;
+    c->postings++;
+    if (d > c->docs[c->cnt - 1]) {
+        /* Leave the decoded block: find the list, then the block. */
+        uint32_t b = c->bi + 1;
+        if (list_last(c->pl) < d) {
+            do {
+                if (++c->li == c->nlists) {
+                    c->doc = QRY_END;
+                    return;
+                }
+            } while (list_last(&c->lists[c->li]) < d);
+            c->pl = &c->lists[c->li];
+            b = 0;
+        }
+        while (idx_block_last(c->pl, b) < d)
+            b++;
+        c->bi = b;
+        cursor_decode(c);
+        if (c->doc == QRY_END)
+            return;
+    }
+    uint32_t pos = c->pos;
+    while (c->docs[pos] < d)
+        pos++;
+    c->pos = pos;
+    c->doc = c->docs[pos];
+    if (c->has_deletes)
+        cursor_skip_deleted(c);
+}
+
+void qry_cursor_shallow_geq(qry_cursor *c, uint32_t d)
+{
+    if (c->sli < c->nlists) {
+        const idx_plist *pl = &c->lists[c->sli];
+        uint32_t start = c->sbi ? idx_block_last(pl, c->sbi - 1) + 1 : pl->seg_base;
+        if (d < start) {              /* asked for an earlier doc: restart here */
+            c->sli = c->li;
+            c->sbi = c->bi;
+        }
+    }
+    while (c->sli < c->nlists && list_last(&c->lists[c->sli]) < d) {
+        c->sli++;
+        c->sbi = 0;
+    }
+    if (c->sli == c->nlists)
+        return;
+    const idx_plist *pl = &c->lists[c->sli];
+    while (idx_block_last(pl, c->sbi) < d)
+        c->sbi++;
+}
+
+uint32_t qry_cursor_block_last(const qry_cursor *c)
+{
+    if (c->sli >= c->nlists)
+        return QRY_END;
+    return idx_block_last(&c->lists[c->sli], c->sbi);
+}
+
+float qry_cursor_block_bound(const qry_cursor *c)
+{
+    if (c->sli >= c->nlists)
+        return 0;
+    const idx_plist *pl = &c->lists[c->sli];
+    return bound_of(c, pl, idx_block_fmax(pl, c->sbi), idx_block_max_tf(pl, c->sbi),
+                    idx_block_min_dl(pl, c->sbi));
+}

@@ -1,0 +1,190 @@
+/* engine.c: from query text to ranked hits.
+ *
+ * The engine owns what one thread needs to run queries: the index's
+ * analyzer and an arena that holds each query's terms, postings views,
+ * cursors and heap, reset at the start of the next query (so a steady
+ * stream of queries allocates nothing once the arena has grown).
+ */
+#include "query_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qry_engine {
+    idx_env *env;
+    enc_analyzer *an;
+    lx_arena arena;
+    qry_term terms[QRY_MAX_TERMS];
+    uint32_t nterms;
+    int overflow;
+};
+
+static const char *const qry_algo_names[QRY_ALGO_COUNT] = {
+    "auto", "exhaustive", "maxscore", "wand", "bmw",
+};
+
+qry_params qry_default_params(void)
+{
+    qry_params p = { .k = 10, .algo = QRY_ALGO_AUTO, .conjunctive = 0, .k1 = -1, .b = -1 };
+    return p;
+}
+
+int qry_algo_parse(const char *name)
+{
+    for (int i = 0; i < QRY_ALGO_COUNT; i++)
+        if (strcmp(name, qry_algo_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *qry_algo_name(int algo)
+{
+    return algo >= 0 && algo < QRY_ALGO_COUNT ? qry_algo_names[algo] : "?";
+}
+
+int qry_engine_open(idx_env *env, qry_engine **out)
+{
+    int rc;
+    qry_engine *q = calloc(1, sizeof *q);
+    if (!q)
+        return LX_E_NOMEM;
+    q->env = env;
+    enc_analyzer_params ap;
+    char storage[256];
+    if ((rc = enc_analyzer_params_parse(idx_env_analyzer_desc(env), &ap, storage, sizeof storage))
+        || (rc = enc_analyzer_open(&ap, &q->an))) {
+        free(q);
+        return rc;
+    }
+    lx_arena_init(&q->arena, 256 * 1024);
+    *out = q;
+    return 0;
+}
+
+void qry_engine_close(qry_engine *q)
+{
+    if (!q)
+        return;
+    enc_analyzer_close(q->an);
+    lx_arena_free(&q->arena);
+    free(q);
+}
+
+const qry_term *qry_last_terms(const qry_engine *q, uint32_t *n)
+{
+    *n = q->nterms;
+    return q->terms;
+}
+
+static int qry_on_term(void *ctx, const char *term, size_t len, uint32_t pos)
+{
+    qry_engine *q = ctx;
+    (void)pos;
+    for (uint32_t i = 0; i < q->nterms; i++) {
+        if (q->terms[i].len == len && memcmp(q->terms[i].text, term, len) == 0) {
+            q->terms[i].qtf++;
+            return 0;
+        }
+    }
+    if (q->nterms == QRY_MAX_TERMS) {
+        q->overflow = 1;        /* further distinct terms are ignored */
+        return 0;
+    }
+    char *s = lx_arena_strndup(&q->arena, term, len);
+    if (!s)
+        return LX_E_NOMEM;
+    q->terms[q->nterms++] = (qry_term){ s, len, 1, 0 };
+    return 0;
+}
+
+int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
+               const qry_params *p, qry_result *res)
+{
+    int rc;
+    memset(res, 0, sizeof *res);
+    if (p->k == 0 || p->k > 100000 || p->algo < 0 || p->algo >= QRY_ALGO_COUNT)
+        return LX_E_INVAL;
+    const idx_stats *st = idx_reader_stats(r);
+    qry_scorer *sc;
+    lx_arena_reset(&q->arena);
+    q->nterms = 0;
+    q->overflow = 0;
+    if (!(sc = lx_arena_alloc(&q->arena, sizeof *sc)))
+        return LX_E_NOMEM;
+    sc->k1 = p->k1 >= 0 ? p->k1 : st->k1;
+    sc->b = p->b >= 0 ? p->b : st->b;
+    sc->avgdl = (float)st->avgdl;
+    if (!(sc->k1 < 100) || !(sc->b <= 1))
+        return LX_E_INVAL;
+    if ((rc = enc_analyzer_run(q->an, text, len, qry_on_term, q)) != 0)
+        return rc;
+
+    qry_cursor **cs = lx_arena_alloc(&q->arena, (q->nterms + 1) * sizeof *cs);
+    uint32_t nseg = st->nsegments ? st->nsegments : 1;
+    if (!cs)
+        return LX_E_NOMEM;
+    uint32_t n = 0;
+    double N = (double)st->ndocs;
+    for (uint32_t i = 0; i < q->nterms; i++) {
+        qry_term *qt = &q->terms[i];
+        idx_term_info ti;
+        rc = idx_reader_term(r, qt->text, qt->len, &ti);
+        if (rc == LX_E_NOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        qt->df = ti.df;
+        if (ti.df == 0)
+            continue;
+        idx_plist *lists = lx_arena_alloc(&q->arena, nseg * sizeof *lists);
+        qry_cursor *c = lx_arena_alloc(&q->arena, sizeof *c);
+        if (!lists || !c)
+            return LX_E_NOMEM;
+        int nl = idx_reader_postings(r, ti.term_id, lists, (int)nseg);
+        if (nl < 0)
+            return nl;
+        if (nl == 0)
+            return LX_E_CORRUPT;     /* df > 0 promises postings */
+        double df = ti.df;
+        float idf = (float)log(1.0 + (N - df + 0.5) / (df + 0.5));
+        float weight = (float)qt->qtf * idf * (sc->k1 + 1.0f);
+        qry_cursor_init(c, r, lists, (uint32_t)nl, weight, sc);
+        cs[n++] = c;
+    }
+    res->nterms = n;
+
+    qry_hit *heap = lx_arena_alloc(&q->arena, p->k * sizeof *heap);
+    double *scores = lx_arena_alloc(&q->arena, p->k * sizeof *scores);
+    if (!heap || !scores)
+        return LX_E_NOMEM;
+    qry_topk t;
+    qry_topk_init(&t, heap, scores, p->k);
+
+    int algo = p->algo;
+    if (p->conjunctive) {
+        if (n < q->nterms)
+            n = 0;      /* a term is missing: no document has them all */
+        res->scored = qry_run_conjunctive(cs, n, &t);
+        algo = QRY_ALGO_EXHAUSTIVE;
+    } else {
+        if (algo == QRY_ALGO_AUTO)
+            algo = n <= 1 ? QRY_ALGO_MAXSCORE : QRY_ALGO_MAXSCORE;
+        switch (algo) {
+        case QRY_ALGO_EXHAUSTIVE: res->scored = qry_run_exhaustive(cs, n, &t); break;
+        case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t); break;
+        case QRY_ALGO_WAND:       res->scored = qry_run_wand(cs, n, &t); break;
+        case QRY_ALGO_BMW:        res->scored = qry_run_bmw(cs, n, &t); break;
+        default: LX_ASSERT(0);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (cs[i]->error)
+            return cs[i]->error;
+        res->postings += cs[i]->postings;
+    }
+    res->algo = algo;
+    res->n = qry_topk_finish(&t);
+    res->hits = heap;
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* query_impl.h: cursors, the top-k heap and the algorithms (private). */
+#ifndef LX_QUERY_IMPL_H
+#define LX_QUERY_IMPL_H
+
+#include "query.h"
+
+#define QRY_END UINT32_MAX
+#define QRY_MAX_TERMS 256
+/* Upper bounds are inflated by this factor so that float rounding in the
+ * score can never push a real score above its bound. */
+#define QRY_BOUND_SLACK 1.00001f
+
+/* ---- scoring ----------------------------------------------------------------- */
+
+typedef struct qry_scorer {
+    float k1, b, avgdl;
+} qry_scorer;
+
+/* ---- a term's postings, across segments -------------------------------------- */
+
+typedef struct qry_cursor {
+    uint32_t doc;             /* current doc, QRY_END when exhausted */
+    uint32_t pos, cnt;        /* position in the decoded block */
+    uint32_t li, bi;          /* current list and decoded block */
+    uint32_t nlists;
+    const idx_plist *lists;   /* borrowed from the reader (arena array) */
+    const idx_plist *pl;      /* lists + li */
+    float weight;             /* qtf * idf * (k1 + 1) */
+    float max_score;          /* bound on any score of this term */
+    const qry_scorer *sc;
+    const idx_reader *r;
+    int has_deletes;
+    int same_params;          /* segments' k1/b equal the query's */
+    int error;                /* LX_E_CORRUPT seen while decoding */
+    /* shallow (block-max) position: list and block, not decoded */
+    uint32_t sli, sbi;
+    uint64_t postings;        /* positions visited, for statistics */
+    uint32_t docs[IDX_BLOCK_SIZE];
+    uint32_t tfs[IDX_BLOCK_SIZE];
+} qry_cursor;
+
+/* Positions c on its first live posting. */
+void qry_cursor_init(qry_cursor *c, const idx_reader *r, const idx_plist *lists, uint32_t n,
+                     float weight, const qry_scorer *sc);
+void qry_cursor_next(qry_cursor *c);
+/* Moves to the first live posting with doc >= d (no move if already there). */
+void qry_cursor_next_geq(qry_cursor *c, uint32_t d);
+
+static inline float qry_cursor_score(const qry_cursor *c)
+{
+    uint32_t dl = idx_plist_doclen(c->pl, c->doc);
+    return c->weight * idx_bm25_tfnorm(c->tfs[c->pos], dl, c->sc->k1, c->sc->b, c->sc->avgdl);
+}
+
+/* Block-max: moves the shallow position to the block that could hold d
+ * (never backwards) without decoding; then block_last / block_bound describe
+ * it. After the last block, block_last is QRY_END and the bound 0. */
+void qry_cursor_shallow_geq(qry_cursor *c, uint32_t d);
+uint32_t qry_cursor_block_last(const qry_cursor *c);
+float qry_cursor_block_bound(const qry_cursor *c);
+
+/* ---- top k ---------------------------------------------------------------------- */
+
+typedef struct qry_topk {
+    qry_hit *heap;            /* min-heap on (score, -docid) */
+    double *scores;           /* exact double scores parallel to heap */
+    uint32_t k, n;
+    double threshold;         /* k-th best score when full, else -1 */
+} qry_topk;
+
+void qry_topk_init(qry_topk *t, qry_hit *heap, double *scores, uint32_t k);
+/* Offers (doc, score); docs arrive in increasing id order, so an equal score
+ * never displaces an earlier document. Returns 1 if it entered. */
+int qry_topk_push(qry_topk *t, uint32_t doc, double score);
+/* Sorts the heap into rank order (score desc, docid asc); returns count. */
+uint32_t qry_topk_finish(qry_topk *t);
+
+static inline int qry_topk_would_enter(const qry_topk *t, double score)
+{
+    return score > t->threshold;
+}
+
+/* ---- algorithms (one file each) ------------------------------------------------- */
+
+/* Each runs over cursors[0..n) (positioned on their first postings) and
+ * fills t. Returns documents fully scored. */
+uint64_t qry_run_exhaustive(qry_cursor **cs, uint32_t n, qry_topk *t);
+uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t);
+uint64_t qry_run_wand(qry_cursor **cs, uint32_t n, qry_topk *t);
+uint64_t qry_run_bmw(qry_cursor **cs, uint32_t n, qry_topk *t);
+uint64_t qry_run_conjunctive(qry_cursor **cs, uint32_t n, qry_topk *t);
+
+#endif

@@ -1,0 +1,64 @@
+/* cli.h: shared pieces of the `lexis` command line (tools/ only).
+ *
+ * Exit codes (documented in `lexis help` and the README):
+ *   0  success
+ *   1  error (I/O, damaged index, out of memory, ...)
+ *   2  usage error (unknown command or option, bad value)
+ *   3  finished, but some input was skipped (bad lines; ids not found)
+ *   4  `lexis check` found damage
+ *   5  the index is busy (another process is writing to it)
+ */
+#ifndef LX_CLI_H
+#define LX_CLI_H
+
+#include "../query/query.h"
+
+#include <stdio.h>
+
+enum {
+    CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2, CLI_PARTIAL = 3, CLI_DAMAGED = 4, CLI_BUSY = 5
+};
+
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+int cmd_build(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* Prints "lexis: <what>: <message>" to stderr and returns the exit code
+ * that fits rc (busy -> 5, else 1). */
+int cli_fail(int rc, const char *what, const char *detail);
+
+/* Opens an existing index (read-only when rdonly), printing a clear message
+ * on failure. Returns 0 or an exit code. */
+int cli_open_index(const char *path, int rdonly, idx_env **out);
+
+/* Parses numbers strictly (whole string). Return 0 or -1. */
+int cli_parse_u32(const char *s, uint32_t *out);
+int cli_parse_float(const char *s, float *out);
+int cli_parse_size_mb(const char *s, size_t *bytes);
+
+/* Writes s as a JSON string literal (quotes included). Invalid UTF-8 bytes
+ * become U+FFFD so the output is always valid JSON. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+/* A field of a stored document by name; "" if absent. */
+const char *cli_doc_field(const idx_doc *d, const char *name, size_t *len);
+
+/* Progress bar on a terminal: call often; draws at most 10 times a second. */
+typedef struct cli_progress {
+    int enabled;
+    double start, last_draw;
+    uint64_t total_bytes;    /* 0 if unknown */
+    uint64_t docs, bytes;
+    uint64_t commits;
+} cli_progress;
+void cli_progress_init(cli_progress *p, int enabled, uint64_t total_bytes);
+void cli_progress_cb(void *ctx, uint64_t docs, uint64_t bytes, int committed);
+void cli_progress_done(cli_progress *p);
+
+#endif

@@ -1,0 +1,257 @@
+/* cmd_build.c: `lexis build` and `lexis add`: JSON lines into an index.
+ *
+ * build creates the index (its analyzer, fields and BM25 settings are fixed
+ * then) and adds the corpus; add appends to an existing one. Both commit
+ * once per batch (bounded by --mem and --batch-docs), so a crash or kill
+ * leaves the documents of every committed batch and nothing half-written.
+ * build --force rebuilds an existing index into a new directory first and
+ * swaps it in only when complete, so the old index survives a failure.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void build_help(FILE *f, int is_build)
+{
+    if (is_build)
+        fprintf(f,
+            "usage: lexis build INDEX --corpus FILE|- [options]\n\n"
+            "Creates INDEX (a directory) from JSON lines {\"_id\",\"title\",\"text\",...}.\n\n"
+            "  --corpus FILE      JSON-lines corpus; - reads standard input\n"
+            "  --fields LIST      fields to index and store (default title,text)\n"
+            "  --stemmer NAME     english (default), porter, none, or any Snowball language\n"
+            "  --stopwords LIST   lucene (default: Lucene's 33 English words), none, or a,b,c\n"
+            "  --keep-possessive  do not strip a trailing 's\n"
+            "  --k1 X  --b Y      BM25 parameters recorded as the default (0.9, 0.4)\n"
+            "  --force            replace an existing index (the old one is kept until\n"
+            "                     the new one is complete)\n");
+    else
+        fprintf(f,
+            "usage: lexis add INDEX FILE|- [options]\n\n"
+            "Adds JSON-lines documents to INDEX; a document whose _id exists replaces it.\n\n");
+    fprintf(f,
+            "  --mem MB           memory for a batch before it is committed (default 512)\n"
+            "  --batch-docs N     also commit every N documents\n"
+            "  --strict           stop at the first bad line (lines before it are kept)\n"
+            "  --quiet            no progress bar and no summary\n\n"
+            "A bad line is reported with its line number and skipped; the exit status\n"
+            "is then 3. Each batch commits atomically: an interrupted run keeps every\n"
+            "committed batch intact.\n");
+}
+
+typedef struct ingest_opts {
+    const char *input;
+    size_t mem;
+    uint32_t batch_docs;
+    int strict, quiet;
+} ingest_opts;
+
+/* Opens the input before anything is created, so a wrong path leaves no
+ * empty index behind. */
+static int open_input(const char *input, FILE **f, uint64_t *total)
+{
+    *total = 0;
+    if (strcmp(input, "-") == 0) {
+        *f = stdin;
+        return 0;
+    }
+    struct stat st;
+    if (stat(input, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "lexis: %s: is a directory, expected a JSON-lines file\n", input);
+        return CLI_ERROR;
+    }
+    *f = fopen(input, "r");
+    if (!*f) {
+        fprintf(stderr, "lexis: %s: %s\n", input, strerror(errno));
+        return CLI_ERROR;
+    }
+    if (S_ISREG(st.st_mode))
+        *total = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int ingest(idx_env *env, const ingest_opts *o, FILE *f, uint64_t total)
+{
+    const char *name = f == stdin ? "stdin" : o->input;
+    cli_progress prog;
+    cli_progress_init(&prog, !o->quiet && isatty(2), total);
+    idx_writer_params wp = idx_writer_default_params();
+    if (o->mem)
+        wp.mem_budget = o->mem;
+    wp.batch_docs = o->batch_docs;
+    wp.strict = o->strict;
+    wp.progress = cli_progress_cb;
+    wp.progress_ctx = &prog;
+
+    idx_writer *w;
+    int rc = idx_writer_open(env, &wp, &w);
+    if (rc) {
+        return cli_fail(rc, idx_env_path(env), idx_env_errmsg(env));
+    }
+    idx_add_report rep = { 0 };
+    double t0 = lx_now();
+    rc = idx_writer_add_jsonl(w, f, name, &rep);
+    int crc = idx_writer_close(w);
+    if (!rc)
+        rc = crc;
+    double el = lx_now() - t0;
+    cli_progress_done(&prog);
+    if (rc && rc != LX_E_INPUT)
+        return cli_fail(rc, idx_env_path(env), idx_env_errmsg(env));
+    if (!o->quiet) {
+        fprintf(stderr,
+                "lexis: %llu documents indexed (%llu replaced), %llu lines skipped, "
+                "%llu commits, %.2f s, %.0f docs/s\n",
+                (unsigned long long)rep.indexed, (unsigned long long)rep.replaced,
+                (unsigned long long)rep.skipped, (unsigned long long)rep.commits, el,
+                el > 0 ? (double)rep.indexed / el : 0.0);
+    }
+    if (rc == LX_E_INPUT) {
+        fprintf(stderr, "lexis: stopped at the first bad line (--strict); the lines before it "
+                        "were committed\n");
+        return CLI_PARTIAL;
+    }
+    return rep.skipped ? CLI_PARTIAL : CLI_OK;
+}
+
+enum { OPT_FIELDS = 256, OPT_STEMMER, OPT_STOPWORDS, OPT_KEEP_POSS, OPT_K1, OPT_B, OPT_FORCE,
+       OPT_MEM, OPT_BATCH, OPT_STRICT, OPT_QUIET, OPT_CORPUS };
+
+static const struct option ingest_longopts[] = {
+    { "corpus", required_argument, 0, OPT_CORPUS },
+    { "fields", required_argument, 0, OPT_FIELDS },
+    { "stemmer", required_argument, 0, OPT_STEMMER },
+    { "stopwords", required_argument, 0, OPT_STOPWORDS },
+    { "keep-possessive", no_argument, 0, OPT_KEEP_POSS },
+    { "k1", required_argument, 0, OPT_K1 },
+    { "b", required_argument, 0, OPT_B },
+    { "force", no_argument, 0, OPT_FORCE },
+    { "mem", required_argument, 0, OPT_MEM },
+    { "batch-docs", required_argument, 0, OPT_BATCH },
+    { "strict", no_argument, 0, OPT_STRICT },
+    { "quiet", no_argument, 0, OPT_QUIET },
+    { "help", no_argument, 0, 'h' },
+    { 0, 0, 0, 0 },
+};
+
+/* Removes an index directory we created (its known files only). */
+static void remove_index_dir(const char *dir)
+{
+    const char *files[] = { "data.mdb", "lock.mdb", "write.lock" };
+    char p[4096];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static int run_ingest_cmd(int argc, char **argv, int is_build)
+{
+    idx_create_params cp = idx_create_default_params();
+    ingest_opts o = { 0 };
+    int force = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", ingest_longopts, NULL)) != -1) {
+        int build_only = 0;
+        switch (opt) {
+        case OPT_CORPUS: o.input = optarg; build_only = 1; break;
+        case OPT_FIELDS: cp.fields = optarg; build_only = 1; break;
+        case OPT_STEMMER: cp.analyzer.stemmer = optarg; build_only = 1; break;
+        case OPT_STOPWORDS: cp.analyzer.stopwords = optarg; build_only = 1; break;
+        case OPT_KEEP_POSS: cp.analyzer.strip_possessive = 0; build_only = 1; break;
+        case OPT_K1:
+            build_only = 1;
+            if (cli_parse_float(optarg, &cp.k1) || cp.k1 < 0) goto bad_value;
+            break;
+        case OPT_B:
+            build_only = 1;
+            if (cli_parse_float(optarg, &cp.b) || cp.b < 0 || cp.b > 1) goto bad_value;
+            break;
+        case OPT_FORCE: force = 1; build_only = 1; break;
+        case OPT_MEM: if (cli_parse_size_mb(optarg, &o.mem)) goto bad_value; break;
+        case OPT_BATCH: if (cli_parse_u32(optarg, &o.batch_docs)) goto bad_value; break;
+        case OPT_STRICT: o.strict = 1; break;
+        case OPT_QUIET: o.quiet = 1; break;
+        case 'h': build_help(stdout, is_build); return CLI_OK;
+        default: build_help(stderr, is_build); return CLI_USAGE;
+        }
+        if (build_only && !is_build) {
+            fprintf(stderr, "lexis add: option %s is only for lexis build (settings are fixed "
+                            "when an index is built)\n", argv[optind - 1]);
+            return CLI_USAGE;
+        }
+        continue;
+    bad_value:
+        fprintf(stderr, "lexis: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+        return CLI_USAGE;
+    }
+    int npos = argc - optind;
+    if (is_build ? npos != 1 || !o.input : npos != 2) {
+        build_help(stderr, is_build);
+        return CLI_USAGE;
+    }
+    const char *path = argv[optind];
+    if (!is_build)
+        o.input = argv[optind + 1];
+
+    idx_env *env;
+    FILE *f;
+    uint64_t total;
+    int rc;
+    if ((rc = open_input(o.input, &f, &total)) != 0)
+        return rc;
+    if (!is_build) {
+        if ((rc = cli_open_index(path, 0, &env)) == 0) {
+            rc = ingest(env, &o, f, total);
+            idx_env_close(env);
+        }
+        if (f != stdin)
+            fclose(f);
+        return rc;
+    }
+
+    char target[4096];
+    struct stat st;
+    int replace = force && stat(path, &st) == 0;
+    if (replace)
+        snprintf(target, sizeof target, "%s.building-%ld", path, (long)getpid());
+    else
+        snprintf(target, sizeof target, "%s", path);
+    char err[512];
+    rc = idx_env_open(target, IDX_CREATE, &cp, &env, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "lexis: %s%s\n", err,
+                rc == LX_E_EXISTS ? " (use lexis add to extend it, or build --force)" : "");
+        if (f != stdin)
+            fclose(f);
+        return rc == LX_E_INVAL ? CLI_USAGE : CLI_ERROR;
+    }
+    rc = ingest(env, &o, f, total);
+    idx_env_close(env);
+    if (f != stdin)
+        fclose(f);
+    if (replace) {
+        if (rc != CLI_OK && rc != CLI_PARTIAL) {
+            remove_index_dir(target);
+            fprintf(stderr, "lexis: %s left unchanged\n", path);
+            return rc;
+        }
+        char old[4200];
+        snprintf(old, sizeof old, "%s.old-%ld", path, (long)getpid());
+        if (rename(path, old) != 0 || rename(target, path) != 0) {
+            perror("lexis: swapping in the new index");
+            return CLI_ERROR;
+        }
+        remove_index_dir(old);
+    }
+    return rc;
+}
+
+int cmd_build(int argc, char **argv) { return run_ingest_cmd(argc, argv, 1); }
+int cmd_add(int argc, char **argv) { return run_ingest_cmd(argc, argv, 0); }

@@ -1,0 +1,175 @@
+/* lexis_cli.c: helpers every subcommand uses: opening an index with a clear
+ * message, strict number parsing, JSON string output, the progress bar. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_fail(int rc, const char *what, const char *detail)
+{
+    fprintf(stderr, "lexis: %s: %s\n", what, detail && *detail ? detail : lx_strerror(rc));
+    return rc == LX_E_BUSY ? CLI_BUSY : CLI_ERROR;
+}
+
+int cli_open_index(const char *path, int rdonly, idx_env **out)
+{
+    char err[512];
+    int rc = idx_env_open(path, rdonly ? IDX_RDONLY : 0, NULL, out, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "lexis: %s\n", err[0] ? err : lx_strerror(rc));
+        return rc == LX_E_BUSY ? CLI_BUSY : CLI_ERROR;
+    }
+    return 0;
+}
+
+int cli_parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > UINT32_MAX || *s == '-')
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return -1;
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_size_mb(const char *s, size_t *bytes)
+{
+    uint32_t mb;
+    if (cli_parse_u32(s, &mb) || mb == 0)
+        return -1;
+    *bytes = (size_t)mb << 20;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
+    else return 0;
+    if (n < len) return 0;
+    unsigned cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+void cli_json_string(FILE *f, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            fputc('\\', f); fputc((int)c, f); i++;
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\n': fputs("\\n", f); break;
+            case '\t': fputs("\\t", f); break;
+            case '\r': fputs("\\r", f); break;
+            default: fprintf(f, "\\u%04x", c);
+            }
+            i++;
+        } else if (c < 0x80) {
+            fputc((int)c, f); i++;
+        } else {
+            size_t n = utf8_seq(p + i, len - i);
+            if (n) { fwrite(p + i, 1, n, f); i += n; }
+            else { fputs("\xEF\xBF\xBD", f); i++; }
+        }
+    }
+    fputc('"', f);
+}
+
+const char *cli_doc_field(const idx_doc *d, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < d->nfields; i++) {
+        if (d->name_lens[i] == nl && memcmp(d->names[i], name, nl) == 0) {
+            *len = d->value_lens[i];
+            return d->values[i];
+        }
+    }
+    *len = 0;
+    return "";
+}
+
+void cli_progress_init(cli_progress *p, int enabled, uint64_t total_bytes)
+{
+    memset(p, 0, sizeof *p);
+    p->enabled = enabled;
+    p->start = lx_now();
+    p->total_bytes = total_bytes;
+}
+
+static void cli_progress_draw(cli_progress *p, double now)
+{
+    double el = now - p->start;
+    double rate = el > 0 ? (double)p->docs / el : 0;
+    char bar[32] = "";
+    char eta[32] = "";
+    if (p->total_bytes) {
+        double frac = (double)p->bytes / (double)p->total_bytes;
+        if (frac > 1) frac = 1;
+        int w = (int)(frac * 24);
+        for (int i = 0; i < 24; i++) bar[i] = i < w ? '#' : '.';
+        bar[24] = '\0';
+        if (frac > 0.001) {
+            double left = el / frac - el;
+            snprintf(eta, sizeof eta, " ETA %d:%02d", (int)left / 60, (int)left % 60);
+        }
+        fprintf(stderr, "\r[%s] %3.0f%% %llu docs %.0f docs/s%s   ", bar, frac * 100,
+                (unsigned long long)p->docs, rate, eta);
+    } else {
+        fprintf(stderr, "\r%llu docs %.0f docs/s   ", (unsigned long long)p->docs, rate);
+    }
+    fflush(stderr);
+    p->last_draw = now;
+}
+
+void cli_progress_cb(void *ctx, uint64_t docs, uint64_t bytes, int committed)
+{
+    cli_progress *p = ctx;
+    if (committed) {
+        p->commits++;
+        return;
+    }
+    p->docs = docs;
+    p->bytes = bytes;
+    if (!p->enabled || (docs & 63))
+        return;
+    double now = lx_now();
+    if (now - p->last_draw >= 0.1)
+        cli_progress_draw(p, now);
+}
+
+void cli_progress_done(cli_progress *p)
+{
+    if (!p->enabled)
+        return;
+    cli_progress_draw(p, lx_now());
+    fputc('\n', stderr);
+}
