@@ -1,0 +1,428 @@
+/* test_index.c: the index module: postings codec, environment, writer and
+ * reader, replacement and deletion, segments, the writer lock, check. Uses
+ * real LMDB environments in temporary directories. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../index/index_impl.h"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static char *make_tmpdir(void)
+{
+    char *t = strdup("/tmp/lexis-test-index-XXXXXX");
+    assert_non_null(mkdtemp(t));
+    return t;
+}
+
+static void remove_tmpdir(char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(dir);
+}
+
+static idx_env *create_index(const char *dir, const char *sub)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    idx_env *env;
+    char err[256];
+    idx_create_params cp = idx_create_default_params();
+    int rc = idx_env_open(path, IDX_CREATE, &cp, &env, err, sizeof err);
+    if (rc)
+        fail_msg("create %s: %s", path, err);
+    return env;
+}
+
+static void add_doc(idx_writer *w, const char *id, const char *title, const char *text)
+{
+    const char *names[] = { "title", "text" };
+    const char *vals[] = { title, text };
+    size_t lens[] = { strlen(title), strlen(text) };
+    assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
+}
+
+static uint32_t term_df(idx_reader *r, const char *t)
+{
+    idx_term_info ti;
+    if (idx_reader_term(r, t, strlen(t), &ti))
+        return 0;
+    return ti.df;
+}
+
+static void assert_check_clean(idx_env *env)
+{
+    idx_check_report rep;
+    FILE *out = tmpfile();
+    int rc = idx_check(env, out, &rep);
+    if (rc) {
+        char buf[2048] = "";
+        rewind(out);
+        size_t n = fread(buf, 1, sizeof buf - 1, out);
+        buf[n] = 0;
+        fail_msg("check failed (%s): %s", lx_strerror(rc), buf);
+    }
+    fclose(out);
+    assert_int_equal(rep.errors, 0);
+}
+
+/* ---- postings codec --------------------------------------------------------------- */
+
+static void roundtrip(uint32_t n, uint32_t gap_max, uint32_t tf_max, unsigned seed)
+{
+    uint32_t *docs = malloc(n * sizeof *docs), *tfs = malloc(n * sizeof *tfs);
+    uint32_t ndocs_seg = 0;
+    srand(seed);
+    uint32_t d = (uint32_t)rand() % 5;
+    for (uint32_t i = 0; i < n; i++) {
+        docs[i] = d;
+        tfs[i] = 1 + (uint32_t)rand() % tf_max;
+        d += 1 + (uint32_t)rand() % gap_max;
+    }
+    ndocs_seg = docs[n - 1] + 1;
+    uint32_t *lens = malloc(ndocs_seg * sizeof *lens);
+    for (uint32_t i = 0; i < ndocs_seg; i++)
+        lens[i] = 1 + (uint32_t)rand() % 500;
+    unsigned char *buf = malloc(idx_plist_max_size(n));
+    size_t sz = idx_plist_encode(docs, tfs, n, lens, 0, 0.9f, 0.4f, 100.0f, buf);
+    assert_true(sz <= idx_plist_max_size(n));
+    idx_plist pl;
+    assert_int_equal(idx_plist_parse(buf, sz, &pl), 0);
+    pl.seg_base = 0;
+    pl.seg_ndocs = ndocs_seg;
+    assert_int_equal(pl.n, n);
+    assert_int_equal(pl.nblocks, (n + 127) / 128);
+    uint32_t od[IDX_BLOCK_SIZE], ot[IDX_BLOCK_SIZE], k = 0;
+    float fmax = 0;
+    for (uint32_t b = 0; b < pl.nblocks; b++) {
+        assert_int_equal(idx_block_verify_checksum(&pl, b), 0);
+        int m = idx_block_decode(&pl, b, od, ot);
+        assert_true(m > 0);
+        float bf = 0;
+        for (int j = 0; j < m; j++, k++) {
+            assert_int_equal(od[j], docs[k]);
+            assert_int_equal(ot[j], tfs[k]);
+            float f = idx_bm25_tfnorm(ot[j], lens[od[j]], 0.9f, 0.4f, 100.0f);
+            if (f > bf) bf = f;
+        }
+        assert_true(idx_block_fmax(&pl, b) == bf);
+        assert_int_equal(idx_block_last(&pl, b), docs[k - 1]);
+        if (bf > fmax) fmax = bf;
+    }
+    assert_int_equal(k, n);
+    assert_true(pl.fmax == fmax);
+    /* Every single flipped byte is caught by a checksum or a structure check. */
+    for (size_t i = 0; i < sz - 16; i += 1 + sz / 300) {
+        buf[i] ^= 0x5A;
+        idx_plist bad;
+        int caught = idx_plist_parse(buf, sz, &bad) != 0;
+        if (!caught) {
+            bad.seg_base = 0;
+            bad.seg_ndocs = ndocs_seg;
+            for (uint32_t b = 0; b < bad.nblocks && !caught; b++)
+                caught = idx_block_verify_checksum(&bad, b) != 0;
+        }
+        assert_true(caught);
+        buf[i] ^= 0x5A;
+    }
+    free(docs); free(tfs); free(lens); free(buf);
+}
+
+static void test_postings_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(1, 10, 3, 1);
+    roundtrip(127, 10, 3, 2);
+    roundtrip(128, 1, 1, 3);
+    roundtrip(129, 1000, 50, 4);
+    roundtrip(5000, 3, 1000000, 5);
+    roundtrip(3000, 2000000, 2, 6);      /* gaps needing 3-4 bytes */
+}
+
+static void test_postings_rejects_garbage(void **state)
+{
+    (void)state;
+    unsigned char buf[64] = { 0 };
+    idx_plist pl;
+    assert_int_equal(idx_plist_parse(buf, 10, &pl), LX_E_CORRUPT);
+    assert_int_equal(idx_plist_parse(buf, sizeof buf, &pl), LX_E_CORRUPT);
+    /* A valid list whose block entry lies about its length. */
+    uint32_t docs[3] = { 1, 5, 9 }, tfs[3] = { 1, 2, 3 }, lens[10] = { 5, 5, 5, 5, 5, 5, 5, 5, 5, 5 };
+    unsigned char enc[256];
+    size_t sz = idx_plist_encode(docs, tfs, 3, lens, 0, 0.9f, 0.4f, 5.0f, enc);
+    assert_int_equal(idx_plist_parse(enc, sz, &pl), 0);
+    pl.seg_ndocs = 10;
+    uint32_t od[128], ot[128];
+    assert_int_equal(idx_block_decode(&pl, 0, od, ot), 3);
+    assert_int_equal(idx_block_decode(&pl, 1, od, ot), LX_E_CORRUPT);   /* no such block */
+    unsigned char *e = enc + IDX_PLIST_HEADER;
+    e[22] = 200;                                  /* doc_bytes beyond the block */
+    assert_int_equal(idx_block_decode(&pl, 0, od, ot), LX_E_CORRUPT);
+    assert_int_equal(idx_block_verify_checksum(&pl, 0), LX_E_CORRUPT);
+    /* Outside the segment: a doc past seg_ndocs. */
+    sz = idx_plist_encode(docs, tfs, 3, lens, 0, 0.9f, 0.4f, 5.0f, enc);
+    assert_int_equal(idx_plist_parse(enc, sz, &pl), 0);
+    pl.seg_ndocs = 9;
+    assert_int_equal(idx_block_decode(&pl, 0, od, ot), LX_E_CORRUPT);
+}
+
+/* ---- environment ------------------------------------------------------------------- */
+
+static void test_env_create_open_errors(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char path[512], err[256];
+    idx_env *env = create_index(dir, "a");
+    idx_env_close(env);
+    snprintf(path, sizeof path, "%s/a", dir);
+    assert_int_equal(idx_env_open(path, IDX_CREATE, NULL, &env, err, sizeof err), LX_E_EXISTS);
+    assert_int_equal(idx_env_open(path, IDX_RDONLY, NULL, &env, err, sizeof err), 0);
+    assert_string_equal(idx_env_fields(env), "title,text");
+    assert_string_equal(idx_env_analyzer_desc(env), "stemmer=english;stopwords=lucene;possessive=1");
+    idx_env_close(env);
+
+    /* A directory with other files is not an index and is left alone. */
+    snprintf(path, sizeof path, "%s/other", dir);
+    assert_int_equal(system("true"), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && echo keep > '%s/notes.txt'", path, path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(idx_env_open(path, 0, NULL, &env, err, sizeof err), LX_E_NOTINDEX);
+    assert_non_null(strstr(err, "not a lexis index"));
+    assert_int_equal(idx_env_open(path, IDX_CREATE, NULL, &env, err, sizeof err), LX_E_NOTINDEX);
+    snprintf(cmd, sizeof cmd, "test \"$(cat '%s/notes.txt')\" = keep", path);
+    assert_int_equal(system(cmd), 0);
+
+    /* A data.mdb that is not LMDB. */
+    snprintf(path, sizeof path, "%s/fake", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && head -c 8192 /dev/zero > '%s/data.mdb'", path, path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_not_equal(idx_env_open(path, 0, NULL, &env, err, sizeof err), 0);
+
+    /* Missing path. */
+    snprintf(path, sizeof path, "%s/missing", dir);
+    assert_int_equal(idx_env_open(path, 0, NULL, &env, err, sizeof err), LX_E_NOTFOUND);
+
+    /* Bad settings. */
+    idx_create_params cp = idx_create_default_params();
+    cp.analyzer.stemmer = "klingon";
+    snprintf(path, sizeof path, "%s/bad", dir);
+    assert_int_not_equal(idx_env_open(path, IDX_CREATE, &cp, &env, err, sizeof err), 0);
+    cp = idx_create_default_params();
+    cp.b = 2;
+    snprintf(path, sizeof path, "%s/bad2", dir);
+    assert_int_equal(idx_env_open(path, IDX_CREATE, &cp, &env, err, sizeof err), LX_E_INVAL);
+    remove_tmpdir(dir);
+}
+
+/* ---- writer and reader ---------------------------------------------------------------- */
+
+static void test_write_read_replace_delete(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "i");
+    idx_writer *w;
+    idx_writer_params wp = idx_writer_default_params();
+    wp.batch_docs = 2;                    /* several segments */
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    add_doc(w, "d1", "Fast JSON parser", "A parser for JSON written in C.");
+    add_doc(w, "d2", "HTTP server", "A small web server.");
+    add_doc(w, "d3", "Parsers", "Parsing JSON and XML quickly; parsers everywhere.");
+    add_doc(w, "d4", "", "");
+    /* A second writer is refused while this one holds the lock. */
+    idx_writer *w2;
+    assert_int_equal(idx_writer_open(env, NULL, &w2), LX_E_BUSY);
+    assert_int_equal(idx_writer_close(w), 0);
+
+    idx_reader *r;
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    const idx_stats *st = idx_reader_stats(r);
+    assert_int_equal(st->ndocs, 4);
+    assert_int_equal(st->nsegments, 2);
+    assert_int_equal(term_df(r, "json"), 2);
+    assert_int_equal(term_df(r, "parser"), 2);   /* d1 + d3 (parsers -> parser) */
+    assert_int_equal(term_df(r, "the"), 0);
+    uint32_t id;
+    assert_int_equal(idx_reader_lookup(r, "d3", 2, &id), 0);
+    idx_doc d;
+    assert_int_equal(idx_reader_doc(r, id, &d), 0);
+    assert_int_equal(d.id_len, 2);
+    assert_memory_equal(d.id, "d3", 2);
+    assert_int_equal(d.nfields, 2);
+    assert_int_equal(d.value_lens[0], strlen("Parsers"));
+    assert_int_equal(idx_reader_doclen(r, id), d.len);
+    assert_int_equal(idx_reader_lookup(r, "nope", 4, &id), LX_E_NOTFOUND);
+    idx_reader_close(r);
+    assert_check_clean(env);
+
+    /* Replace d1 (committed) and d5 twice in one batch; delete d2. */
+    assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+    add_doc(w, "d1", "Slow YAML parser", "Now about YAML.");
+    add_doc(w, "d5", "first", "zebra");
+    add_doc(w, "d5", "second", "giraffe");
+    assert_int_equal(idx_writer_delete(w, "d2", 2), 0);
+    assert_int_equal(idx_writer_delete(w, "zz", 2), LX_E_NOTFOUND);
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    st = idx_reader_stats(r);
+    assert_int_equal(st->ndocs, 4);          /* d1 d3 d4 d5 */
+    assert_int_equal(st->ndeleted, 2);       /* old d1, d2 */
+    assert_int_equal(term_df(r, "json"), 1);
+    assert_int_equal(term_df(r, "yaml"), 1);
+    assert_int_equal(term_df(r, "zebra"), 0);
+    assert_int_equal(term_df(r, "giraff"), 1);
+    assert_int_equal(term_df(r, "server"), 0);
+    assert_int_equal(idx_reader_lookup(r, "d2", 2, &id), LX_E_NOTFOUND);
+    assert_int_equal(idx_reader_lookup(r, "d1", 2, &id), 0);
+    assert_true(id >= 4);
+    assert_true(idx_reader_is_deleted(r, 0));
+    idx_reader_close(r);
+    assert_check_clean(env);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
+static void test_writer_rejects_bad_ids(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "i");
+    idx_writer *w;
+    assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+    const char *names[] = { "title" };
+    const char *vals[] = { "x" };
+    size_t lens[] = { 1 };
+    char longid[300];
+    memset(longid, 'a', sizeof longid);
+    assert_int_equal(idx_writer_add(w, "", 0, names, vals, lens, 1), LX_E_INPUT);
+    assert_int_equal(idx_writer_add(w, longid, sizeof longid, names, vals, lens, 1), LX_E_INPUT);
+    assert_int_equal(idx_writer_add(w, "a\0b", 3, names, vals, lens, 1), LX_E_INPUT);
+    assert_int_equal(idx_writer_add(w, "ok", 2, names, vals, lens, 1), 0);
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_check_clean(env);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
+static void test_jsonl_ingest_reports(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "i");
+    const char input[] =
+        "{\"_id\":\"a\",\"title\":\"one\",\"text\":\"alpha\"}\n"
+        "\n"
+        "{\"_id\":\"b\",\"title\":\"two\"\n"                     /* malformed */
+        "{\"_id\":7,\"text\":\"integer id\"}\n"
+        "[1,2]\n"
+        "{\"title\":\"no id\"}\n"
+        "{\"_id\":\"c\",\"title\":3}\n"                          /* non-string field */
+        "{\"_id\":\"a\",\"title\":\"one again\",\"text\":null}\r\n";
+    FILE *f = fmemopen((void *)input, sizeof input - 1, "r");
+    FILE *log = tmpfile();
+    idx_writer_params wp = idx_writer_default_params();
+    wp.log = log;
+    idx_writer *w;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    idx_add_report rep = { 0 };
+    assert_int_equal(idx_writer_add_jsonl(w, f, "in.jsonl", &rep), 0);
+    assert_int_equal(idx_writer_close(w), 0);
+    fclose(f);
+    assert_int_equal(rep.lines, 8);
+    assert_int_equal(rep.indexed, 3);
+    assert_int_equal(rep.skipped, 4);
+    assert_int_equal(rep.replaced, 1);
+    char buf[2048];
+    rewind(log);
+    size_t n = fread(buf, 1, sizeof buf - 1, log);
+    buf[n] = 0;
+    fclose(log);
+    assert_non_null(strstr(buf, "in.jsonl:3:"));
+    assert_non_null(strstr(buf, "in.jsonl:5:"));
+    assert_non_null(strstr(buf, "in.jsonl:6: missing \"_id\""));
+    assert_non_null(strstr(buf, "in.jsonl:7: field \"title\" must be a string"));
+    idx_reader *r;
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    assert_int_equal(idx_reader_stats(r)->ndocs, 2);
+    uint32_t id;
+    assert_int_equal(idx_reader_lookup(r, "7", 1, &id), 0);
+    idx_reader_close(r);
+
+    /* --strict: stops at the first bad line, keeping the ones before. */
+    const char strict_in[] =
+        "{\"_id\":\"s1\",\"text\":\"kept\"}\n"
+        "not json\n"
+        "{\"_id\":\"s2\",\"text\":\"never read\"}\n";
+    f = fmemopen((void *)strict_in, sizeof strict_in - 1, "r");
+    wp.strict = 1;
+    wp.log = fopen("/dev/null", "w");
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(idx_writer_add_jsonl(w, f, "s.jsonl", &rep), LX_E_INPUT);
+    assert_int_equal(idx_writer_close(w), 0);
+    fclose(f);
+    fclose(wp.log);
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    assert_int_equal(idx_reader_lookup(r, "s1", 2, &id), 0);
+    assert_int_equal(idx_reader_lookup(r, "s2", 2, &id), LX_E_NOTFOUND);
+    idx_reader_close(r);
+    assert_check_clean(env);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
+static void test_map_grows_on_demand(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "big");
+    idx_writer *w;
+    idx_writer_params wp = idx_writer_default_params();
+    wp.mem_budget = 1 << 20;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    /* ~100 MB of stored text: past the initial 64 MiB map. */
+    size_t len = 1 << 20;
+    char *text = malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        text[i] = (i % 7 == 6) ? ' ' : (char)('a' + (i * 31 + i / 7) % 26);
+    text[len] = 0;
+    char id[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "doc%d", i);
+        add_doc(w, id, "big", text);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+    free(text);
+    idx_reader *r;
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    assert_int_equal(idx_reader_stats(r)->ndocs, 100);
+    idx_reader_close(r);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_postings_roundtrip),
+        cmocka_unit_test(test_postings_rejects_garbage),
+        cmocka_unit_test(test_env_create_open_errors),
+        cmocka_unit_test(test_write_read_replace_delete),
+        cmocka_unit_test(test_writer_rejects_bad_ids),
+        cmocka_unit_test(test_jsonl_ingest_reports),
+        cmocka_unit_test(test_map_grows_on_demand),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
