@@ -127,6 +127,11 @@ int idx_writer_flush(idx_writer *w);
 /* Flushes, releases the lock and frees. Returns the flush status. */
 int idx_writer_close(idx_writer *w);
 
+/* Flushes, then merges all segments into one, dropping the postings of
+ * deleted documents (one transaction; doc ids unchanged). *segments_before
+ * gets the number of segments found (1 or 0 with no deletions: no-op). */
+int idx_writer_merge(idx_writer *w, uint32_t *segments_before);
+
 /* Frees without committing what is pending (used on errors). */
 void idx_writer_abandon(idx_writer *w);
 

@@ -173,6 +173,10 @@ typedef struct idx_segment {
 } idx_segment;
 int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out);
 
+/* Merges every segment into one and drops deleted postings, in one
+ * transaction (merge.c). The caller holds the writer lock. */
+int idx_merge_segments(idx_env *env, uint32_t *segments_before);
+
 /* Parse a stored document value (zero copy). */
 int idx_doc_parse(uint32_t docid, const void *val, size_t len, idx_doc *out);
 

@@ -28,12 +28,14 @@ static unsigned svb_ctrl_len(unsigned char c)
     return (unsigned)(c & 3) + ((c >> 2) & 3) + ((c >> 4) & 3) + ((c >> 6) & 3) + 4;
 }
 
-/* Exact encoded size of n values starting at p, or 0 if it exceeds avail. */
+/* Exact encoded size of n values starting at p, or SIZE_MAX if it exceeds
+ * avail. (Not 0: callers compare the result with the size they expect, and
+ * an expected size of 0, an empty stream, must never match.) */
 static size_t svb_encoded_size(const unsigned char *p, size_t avail, uint32_t n)
 {
     size_t ctrl = (n + 3) / 4;
     if (ctrl > avail)
-        return 0;
+        return SIZE_MAX;
     size_t total = ctrl;
     for (size_t i = 0; i + 1 < ctrl; i++)
         total += svb_ctrl_len(p[i]);
@@ -42,7 +44,7 @@ static size_t svb_encoded_size(const unsigned char *p, size_t avail, uint32_t n)
     unsigned char last = p[ctrl - 1];
     for (unsigned j = 0; j < rem; j++)
         total += ((last >> (2 * j)) & 3) + 1;
-    return total <= avail ? total : 0;
+    return total <= avail ? total : SIZE_MAX;
 }
 
 size_t idx_plist_max_size(uint32_t n)
@@ -172,8 +174,11 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
     streamvbyte_decode(d + dbytes, tfs, cnt);
     /* Guards that keep a damaged block inside its segment, since callers
      * index doc lengths by these ids: strictly increasing, starting after the
-     * previous block, ending at the entry's last doc, inside the segment. */
-    uint32_t bad = docs[0] < (i ? prev + 1 : p->seg_base);
+     * previous block, ending at the entry's last doc, inside the segment.
+     * The first id is checked against seg_base in every block: the previous
+     * entry's last doc is not covered by this block's checksum, so it may be
+     * below seg_base (or UINT32_MAX, where prev + 1 would wrap to 0). */
+    uint32_t bad = (docs[0] < p->seg_base) | (i != 0 && docs[0] <= prev);
     for (uint32_t j = 1; j < cnt; j++)
         bad |= docs[j] <= docs[j - 1];
     if (bad || docs[cnt - 1] != idx_block_last(p, i)

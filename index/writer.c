@@ -859,6 +859,20 @@ int idx_writer_flush(idx_writer *w)
     return rc;
 }
 
+int idx_writer_merge(idx_writer *w, uint32_t *segments_before)
+{
+    int rc = idx_writer_flush(w);
+    if (rc)
+        return rc;
+    *segments_before = 0;
+    rc = idx_merge_segments(w->env, segments_before);
+    if (rc) {
+        idx_env_set_error(w->env, rc, "merge failed: %s", lx_strerror(rc));
+        return rc;
+    }
+    return idx_writer_load_stats(w);
+}
+
 /* ---- JSON lines ------------------------------------------------------------------ */
 
 int idx_writer_add_jsonl(idx_writer *w, FILE *f, const char *name, idx_add_report *rep)

@@ -294,6 +294,47 @@ static void test_write_read_replace_delete(void **state)
     remove_tmpdir(dir);
 }
 
+static void test_merge_segments(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "m");
+    idx_writer *w;
+    idx_writer_params wp = idx_writer_default_params();
+    wp.batch_docs = 3;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    char id[16], text[64];
+    for (int i = 0; i < 20; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(text, sizeof text, "common grp%d uniq%d", i % 4, i);
+        add_doc(w, id, "t", text);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+    assert_int_equal(idx_writer_delete(w, "d3", 2), 0);
+    assert_int_equal(idx_writer_delete(w, "d7", 2), 0);
+    add_doc(w, "d4", "t", "replaced text");
+    uint32_t before;
+    assert_int_equal(idx_writer_merge(w, &before), 0);
+    assert_int_equal(before, 8);       /* 7 from the batches of 3, 1 from the add */
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_check_clean(env);
+    idx_reader *r;
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    const idx_stats *st = idx_reader_stats(r);
+    assert_int_equal(st->nsegments, 1);
+    assert_int_equal(st->ndocs, 18);
+    assert_int_equal(st->ndeleted, 0);
+    assert_int_equal(term_df(r, "common"), 17);
+    assert_int_equal(term_df(r, "uniq3"), 0);   /* only in d3, deleted: term removed */
+    assert_int_equal(term_df(r, "replac"), 1);
+    idx_term_info ti;
+    assert_int_equal(idx_reader_term(r, "uniq3", 5, &ti), LX_E_NOTFOUND);
+    idx_reader_close(r);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
 static void test_writer_rejects_bad_ids(void **state)
 {
     (void)state;
@@ -420,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_postings_rejects_garbage),
         cmocka_unit_test(test_env_create_open_errors),
         cmocka_unit_test(test_write_read_replace_delete),
+        cmocka_unit_test(test_merge_segments),
         cmocka_unit_test(test_writer_rejects_bad_ids),
         cmocka_unit_test(test_jsonl_ingest_reports),
         cmocka_unit_test(test_map_grows_on_demand),

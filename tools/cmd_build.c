@@ -9,6 +9,7 @@
  */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ static void build_help(FILE *f, int is_build)
             "  --mem MB           memory for a batch before it is committed (default 512)\n"
             "  --batch-docs N     also commit every N documents\n"
             "  --strict           stop at the first bad line (lines before it are kept)\n"
+            "  --merge            (add) merge all segments afterwards, as build does\n"
             "  --quiet            no progress bar and no summary\n\n"
             "A bad line is reported with its line number and skipped; the exit status\n"
             "is then 3. Each batch commits atomically: an interrupted run keeps every\n"
@@ -49,6 +51,7 @@ typedef struct ingest_opts {
     size_t mem;
     uint32_t batch_docs;
     int strict, quiet;
+    int merge;            /* merge segments at the end (build always) */
 } ingest_opts;
 
 /* Opens the input before anything is created, so a wrong path leaves no
@@ -96,6 +99,12 @@ static int ingest(idx_env *env, const ingest_opts *o, FILE *f, uint64_t total)
     idx_add_report rep = { 0 };
     double t0 = lx_now();
     rc = idx_writer_add_jsonl(w, f, name, &rep);
+    uint32_t nseg = 0;
+    if ((rc == 0 || rc == LX_E_INPUT) && o->merge) {
+        int mrc = idx_writer_merge(w, &nseg);
+        if (mrc)
+            rc = mrc;
+    }
     int crc = idx_writer_close(w);
     if (!rc)
         rc = crc;
@@ -106,9 +115,10 @@ static int ingest(idx_env *env, const ingest_opts *o, FILE *f, uint64_t total)
     if (!o->quiet) {
         fprintf(stderr,
                 "lexis: %llu documents indexed (%llu replaced), %llu lines skipped, "
-                "%llu commits, %.2f s, %.0f docs/s\n",
+                "%llu commits%s, %.2f s, %.0f docs/s\n",
                 (unsigned long long)rep.indexed, (unsigned long long)rep.replaced,
-                (unsigned long long)rep.skipped, (unsigned long long)rep.commits, el,
+                (unsigned long long)rep.skipped, (unsigned long long)rep.commits,
+                nseg > 1 ? " (runs merged into one segment)" : "", el,
                 el > 0 ? (double)rep.indexed / el : 0.0);
     }
     if (rc == LX_E_INPUT) {
@@ -120,7 +130,7 @@ static int ingest(idx_env *env, const ingest_opts *o, FILE *f, uint64_t total)
 }
 
 enum { OPT_FIELDS = 256, OPT_STEMMER, OPT_STOPWORDS, OPT_KEEP_POSS, OPT_K1, OPT_B, OPT_FORCE,
-       OPT_MEM, OPT_BATCH, OPT_STRICT, OPT_QUIET, OPT_CORPUS };
+       OPT_MEM, OPT_BATCH, OPT_STRICT, OPT_QUIET, OPT_CORPUS, OPT_MERGE };
 
 static const struct option ingest_longopts[] = {
     { "corpus", required_argument, 0, OPT_CORPUS },
@@ -135,11 +145,30 @@ static const struct option ingest_longopts[] = {
     { "batch-docs", required_argument, 0, OPT_BATCH },
     { "strict", no_argument, 0, OPT_STRICT },
     { "quiet", no_argument, 0, OPT_QUIET },
+    { "merge", no_argument, 0, OPT_MERGE },
     { "help", no_argument, 0, 'h' },
     { 0, 0, 0, 0 },
 };
 
 /* Removes an index directory we created (its known files only). */
+/* 1 if dir is a directory holding only the files of an index (or nothing):
+ * what build --force may replace. */
+static int is_index_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int ok = 1;
+    while (ok && (e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        ok = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "data.mdb")
+             || !strcmp(n, "lock.mdb") || !strcmp(n, "write.lock");
+    }
+    closedir(d);
+    return ok;
+}
+
 static void remove_index_dir(const char *dir)
 {
     const char *files[] = { "data.mdb", "lock.mdb", "write.lock" };
@@ -155,9 +184,9 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
 {
     idx_create_params cp = idx_create_default_params();
     ingest_opts o = { 0 };
-    int force = 0, opt;
+    int force = 0, opt, li;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", ingest_longopts, NULL)) != -1) {
+    while ((li = -1, opt = getopt_long(argc, argv, "h", ingest_longopts, &li)) != -1) {
         int build_only = 0;
         switch (opt) {
         case OPT_CORPUS: o.input = optarg; build_only = 1; break;
@@ -178,17 +207,18 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
         case OPT_BATCH: if (cli_parse_u32(optarg, &o.batch_docs)) goto bad_value; break;
         case OPT_STRICT: o.strict = 1; break;
         case OPT_QUIET: o.quiet = 1; break;
+        case OPT_MERGE: o.merge = 1; break;
         case 'h': build_help(stdout, is_build); return CLI_OK;
         default: build_help(stderr, is_build); return CLI_USAGE;
         }
         if (build_only && !is_build) {
-            fprintf(stderr, "lexis add: option %s is only for lexis build (settings are fixed "
-                            "when an index is built)\n", argv[optind - 1]);
+            fprintf(stderr, "lexis add: option --%s is only for lexis build (settings are fixed "
+                            "when an index is built)\n", ingest_longopts[li].name);
             return CLI_USAGE;
         }
         continue;
     bad_value:
-        fprintf(stderr, "lexis: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+        fprintf(stderr, "lexis: bad value '%s' for --%s\n", optarg, ingest_longopts[li].name);
         return CLI_USAGE;
     }
     int npos = argc - optind;
@@ -197,7 +227,9 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
         return CLI_USAGE;
     }
     const char *path = argv[optind];
-    if (!is_build)
+    if (is_build)
+        o.merge = 1;
+    else
         o.input = argv[optind + 1];
 
     idx_env *env;
@@ -219,15 +251,36 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
     char target[4096];
     struct stat st;
     int replace = force && stat(path, &st) == 0;
+    if (replace && !is_index_dir(path)) {
+        /* --force replaces an index, never a file or someone's directory. */
+        fprintf(stderr, "lexis: %s: not a lexis index (build --force replaces only an index)\n",
+                path);
+        if (f != stdin)
+            fclose(f);
+        return CLI_ERROR;
+    }
     if (replace)
         snprintf(target, sizeof target, "%s.building-%ld", path, (long)getpid());
     else
         snprintf(target, sizeof target, "%s", path);
     char err[512];
+    int target_existed = stat(target, &st) == 0;
     rc = idx_env_open(target, IDX_CREATE, &cp, &env, err, sizeof err);
     if (rc) {
         fprintf(stderr, "lexis: %s%s\n", err,
                 rc == LX_E_EXISTS ? " (use lexis add to extend it, or build --force)" : "");
+        /* Creation failed after the directory or LMDB's files may have been
+         * made (e.g. a bad --stemmer): take them away, so that a retry does
+         * not find a half-made "index". EXISTS/NOTINDEX touched nothing. */
+        if (!target_existed) {
+            remove_index_dir(target);
+        } else if (rc != LX_E_EXISTS && rc != LX_E_NOTINDEX) {
+            char p[4200];
+            snprintf(p, sizeof p, "%s/data.mdb", target);
+            unlink(p);
+            snprintf(p, sizeof p, "%s/lock.mdb", target);
+            unlink(p);
+        }
         if (f != stdin)
             fclose(f);
         return rc == LX_E_INVAL ? CLI_USAGE : CLI_ERROR;

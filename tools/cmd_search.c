@@ -55,13 +55,13 @@ static void search_help(FILE *f, int is_run)
 
 static int parse_search_opts(int argc, char **argv, int is_run, search_opts *o)
 {
-    int opt;
+    int opt, li;
     o->qp = qry_default_params();
     if (is_run)
         o->qp.k = 1000;
     o->tag = "lexis";
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "k:h", search_longopts, NULL)) != -1) {
+    while ((li = -1, opt = getopt_long(argc, argv, "k:h", search_longopts, &li)) != -1) {
         switch (opt) {
         case 'k':
             if (cli_parse_u32(optarg, &o->qp.k) || o->qp.k == 0 || o->qp.k > 100000)
@@ -83,7 +83,12 @@ static int parse_search_opts(int argc, char **argv, int is_run, search_opts *o)
         }
         continue;
     bad_value:
-        fprintf(stderr, "lexis: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+        /* Name the option as typed: argv[optind - 1] is its value when the
+         * value is a separate argument. */
+        if (li >= 0)
+            fprintf(stderr, "lexis: bad value '%s' for --%s\n", optarg, search_longopts[li].name);
+        else
+            fprintf(stderr, "lexis: bad value '%s' for -%c\n", optarg, opt);
         return CLI_USAGE;
     }
     return 0;

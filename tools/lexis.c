@@ -15,6 +15,7 @@ static const struct {
     { "run",     cmd_run,     "rank a file of queries, print a TREC run" },
     { "inspect", cmd_inspect, "print the index's settings and statistics" },
     { "check",   cmd_check,   "verify every checksum and the structure" },
+    { "optimize", cmd_optimize, "merge segments, drop deleted postings" },
 };
 
 static void usage(FILE *f)
