@@ -4,6 +4,8 @@
 #   make test                build and run every test suite (cmocka + shell)
 #   make check-deps          fail if a layer includes a layer above it
 #   make fuzz                build the libFuzzer targets (clang) into build/fuzz
+#   make eval                BM25 on every test collection: table + build/eval/results.json
+#   make quality-gate        make eval, then fail if a metric is below tests/quality-floors.tsv
 #   make clean
 #
 # Knobs (persisted in $(BUILD)/.make-settings; changing one rebuilds):
@@ -50,7 +52,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 SETTINGS := $(BUILD)/.make-settings
 
-.PHONY: all test check-deps fuzz clean FORCE
+.PHONY: all test check-deps fuzz eval quality-gate clean FORCE
 
 all: $(BUILD)/lexis $(AUX_BIN)
 
@@ -79,6 +81,14 @@ test: all $(TEST_BIN)
 
 check-deps:
 	@tools/check-deps.sh
+
+# Every collection in $(LEXIS_DATA) (default ../shared/data): one table,
+# written to build/eval/results.json; quality-gate compares with the floors.
+eval: $(BUILD)/lexis
+	@tools/eval-all.sh $(BUILD)/lexis
+
+quality-gate: eval
+	@tools/quality-gate.sh
 
 # libFuzzer targets: clang with -fsanitize=fuzzer,address,undefined.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

@@ -359,7 +359,7 @@ static void enc_stopset_free(enc_stopset *st)
 
 enc_analyzer_params enc_analyzer_default_params(void)
 {
-    enc_analyzer_params p = { .stemmer = "english", .stopwords = "lucene",
+    enc_analyzer_params p = { .stemmer = "porter", .stopwords = "lucene",
                               .strip_possessive = 1 };
     return p;
 }

@@ -12,7 +12,9 @@
  *      characters are one word each.
  *   4. Possessive stripping: a trailing "'s" is removed ("john's" -> "john").
  *   5. Stop words: Lucene's 33 English words by default; a custom list or none.
- *   6. Snowball stemming (libstemmer): "english" by default; "porter" or any
+ *   6. Snowball stemming (libstemmer): "porter" by default (the original
+ *      Porter stemmer, as Lucene's EnglishAnalyzer and Anserini use; it
+ *      reproduces their published BM25 numbers), "english" (Porter2) or any
  *      libstemmer language; "none" turns it off.
  *   Words longer than ENC_MAX_TERM_BYTES bytes after folding are dropped.
  *
@@ -39,7 +41,7 @@
 typedef struct enc_analyzer enc_analyzer;
 
 typedef struct enc_analyzer_params {
-    /* Stemmer: "english" (default), "porter", "none", or any libstemmer
+    /* Stemmer: "porter" (default), "english", "none", or any libstemmer
      * algorithm name. Borrowed; copied by enc_analyzer_open. */
     const char *stemmer;
     /* Stop words: "lucene" (default: Lucene's 33 English words), "none",

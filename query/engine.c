@@ -83,7 +83,7 @@ static int qry_on_term(void *ctx, const char *term, size_t len, uint32_t pos)
     (void)pos;
     for (uint32_t i = 0; i < q->nterms; i++) {
         if (q->terms[i].len == len && memcmp(q->terms[i].text, term, len) == 0) {
-            q->terms[i].qtf++;
+            q->terms[i].weight += 1.0f;
             return 0;
         }
     }
@@ -94,22 +94,17 @@ static int qry_on_term(void *ctx, const char *term, size_t len, uint32_t pos)
     char *s = lx_arena_strndup(&q->arena, term, len);
     if (!s)
         return LX_E_NOMEM;
-    q->terms[q->nterms++] = (qry_term){ s, len, 1, 0 };
+    q->terms[q->nterms++] = (qry_term){ s, len, 1.0f, 0 };
     return 0;
 }
 
-int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
-               const qry_params *p, qry_result *res)
+/* Ranks q->terms[0..nterms) (analyzed, weighted) in snapshot r. The arena
+ * has been reset by the caller and may already hold the terms. */
+static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_result *res)
 {
     int rc;
-    memset(res, 0, sizeof *res);
-    if (p->k == 0 || p->k > 100000 || p->algo < 0 || p->algo >= QRY_ALGO_COUNT)
-        return LX_E_INVAL;
     const idx_stats *st = idx_reader_stats(r);
     qry_scorer *sc;
-    lx_arena_reset(&q->arena);
-    q->nterms = 0;
-    q->overflow = 0;
     if (!(sc = lx_arena_alloc(&q->arena, sizeof *sc)))
         return LX_E_NOMEM;
     sc->k1 = p->k1 >= 0 ? p->k1 : st->k1;
@@ -117,8 +112,6 @@ int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
     sc->avgdl = (float)st->avgdl;
     if (!(sc->k1 < 100) || !(sc->b <= 1))
         return LX_E_INVAL;
-    if ((rc = enc_analyzer_run(q->an, text, len, qry_on_term, q)) != 0)
-        return rc;
 
     qry_cursor **cs = lx_arena_alloc(&q->arena, (q->nterms + 1) * sizeof *cs);
     uint32_t nseg = st->nsegments ? st->nsegments : 1;
@@ -129,13 +122,14 @@ int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
     for (uint32_t i = 0; i < q->nterms; i++) {
         qry_term *qt = &q->terms[i];
         idx_term_info ti;
+        qt->df = 0;
         rc = idx_reader_term(r, qt->text, qt->len, &ti);
         if (rc == LX_E_NOTFOUND)
             continue;
         if (rc)
             return rc;
         qt->df = ti.df;
-        if (ti.df == 0)
+        if (ti.df == 0 || !(qt->weight > 0))
             continue;
         idx_plist *lists = lx_arena_alloc(&q->arena, nseg * sizeof *lists);
         qry_cursor *c = lx_arena_alloc(&q->arena, sizeof *c);
@@ -148,7 +142,7 @@ int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
             return LX_E_CORRUPT;     /* df > 0 promises postings */
         double df = ti.df;
         float idf = (float)log(1.0 + (N - df + 0.5) / (df + 0.5));
-        float weight = (float)qt->qtf * idf * (sc->k1 + 1.0f);
+        float weight = qt->weight * idf * (sc->k1 + 1.0f);
         qry_cursor_init(c, r, lists, (uint32_t)nl, weight, sc);
         cs[n++] = c;
     }
@@ -169,7 +163,7 @@ int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
         algo = QRY_ALGO_EXHAUSTIVE;
     } else {
         if (algo == QRY_ALGO_AUTO)
-            algo = n <= 1 ? QRY_ALGO_MAXSCORE : QRY_ALGO_MAXSCORE;
+            algo = QRY_ALGO_MAXSCORE;
         switch (algo) {
         case QRY_ALGO_EXHAUSTIVE: res->scored = qry_run_exhaustive(cs, n, &t); break;
         case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t); break;
@@ -188,3 +182,49 @@ int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
     res->hits = heap;
     return 0;
 }
+
+static int qry_check_params(const qry_params *p)
+{
+    if (p->k == 0 || p->k > 100000 || p->algo < 0 || p->algo >= QRY_ALGO_COUNT)
+        return LX_E_INVAL;
+    return 0;
+}
+
+int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
+               const qry_params *p, qry_result *res)
+{
+    int rc;
+    memset(res, 0, sizeof *res);
+    if ((rc = qry_check_params(p)) != 0)
+        return rc;
+    lx_arena_reset(&q->arena);
+    q->nterms = 0;
+    q->overflow = 0;
+    if ((rc = enc_analyzer_run(q->an, text, len, qry_on_term, q)) != 0)
+        return rc;
+    return qry_rank(q, r, p, res);
+}
+
+int qry_search_terms(qry_engine *q, idx_reader *r, const qry_term *terms, uint32_t n,
+                     const qry_params *p, qry_result *res)
+{
+    int rc;
+    memset(res, 0, sizeof *res);
+    if ((rc = qry_check_params(p)) != 0)
+        return rc;
+    if (n > QRY_MAX_TERMS)
+        n = QRY_MAX_TERMS;
+    lx_arena_reset(&q->arena);
+    q->nterms = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char *s = lx_arena_strndup(&q->arena, terms[i].text, terms[i].len);
+        if (!s)
+            return LX_E_NOMEM;
+        q->terms[q->nterms++] = (qry_term){ s, terms[i].len, terms[i].weight, 0 };
+    }
+    return qry_rank(q, r, p, res);
+}
+
+/* For prf.c: the engine's analyzer. */
+enc_analyzer *qry_engine_analyzer(qry_engine *q);
+enc_analyzer *qry_engine_analyzer(qry_engine *q) { return q->an; }

@@ -86,9 +86,67 @@ int qry_search(qry_engine *q, idx_reader *r, const char *text, size_t len,
  * highlight or explain. Borrowed until the next search. */
 typedef struct qry_term {
     const char *text; size_t len;
-    uint32_t qtf;           /* times in the query */
+    float weight;           /* times in the query, or an expansion weight */
     uint32_t df;            /* 0 if absent from the index */
 } qry_term;
+/* Ranks with already-analyzed, weighted terms: each term's BM25 part is
+ * multiplied by its weight (> 0). Terms are borrowed for the call. */
+int qry_search_terms(qry_engine *q, idx_reader *r, const qry_term *terms, uint32_t n,
+                     const qry_params *p, qry_result *res);
+
+/* Pseudo-relevance feedback, RM3 as Anserini implements it: the top fb_docs
+ * documents of a first BM25 pass are re-analyzed; in each, terms of 2-20
+ * characters [a-z0-9] whose df is at most 10% of the collection are kept
+ * and cut to the fb_terms most frequent; each document's vector is
+ * L1-normalized and weighted by its first-pass score; the summed model is
+ * cut to fb_terms terms and L1-normalized, then interpolated with the
+ * L1-normalized query: w = orig_weight * q + (1 - orig_weight) * rm. The
+ * expanded query is run over the whole index. */
+typedef struct qry_rm3_params {
+    uint32_t fb_docs;       /* 10 */
+    uint32_t fb_terms;      /* 10 */
+    float orig_weight;      /* 0.5 */
+} qry_rm3_params;
+
+qry_rm3_params qry_rm3_default_params(void);
+int qry_search_rm3(qry_engine *q, idx_reader *r, const char *text, size_t len,
+                   const qry_params *p, const qry_rm3_params *rm, qry_result *res);
+
 const qry_term *qry_last_terms(const qry_engine *q, uint32_t *n);
+
+/* ---- evaluation (eval.c) ---------------------------------------------------------
+ *
+ * trec_eval semantics: a document is relevant when its judgment is >= 1;
+ * nDCG uses the judgment as the gain (as trec_eval's ndcg_cut); a run's
+ * documents are ordered by score descending, ties by document id descending
+ * (trec_eval's order, whatever ranks the run file claims); a query's
+ * measures average over the judged queries (those with a relevant document),
+ * and a judged query absent from the run scores 0 (trec_eval -c). */
+
+typedef struct qry_qrels qry_qrels;
+
+/* Loads judgments: BEIR tsv ("query-id<TAB>corpus-id<TAB>score" with a
+ * header) or TREC qrels ("qid iter docid rel"). Owned by the caller. On
+ * error writes "FILE:LINE: what" into err. */
+int qry_qrels_load(const char *path, qry_qrels **out, char *err, size_t errcap);
+void qry_qrels_free(qry_qrels *q);
+/* The judged query ids (with >= 1 relevant document), in file order.
+ * Borrowed until qry_qrels_free. */
+const char *const *qry_qrels_queries(const qry_qrels *q, size_t *n);
+/* Judgment of (qid, docid), 0 when unjudged. */
+int qry_qrels_get(const qry_qrels *q, const char *qid, const char *docid);
+
+typedef struct qry_ranked {
+    const char *docid;     /* borrowed */
+    double score;
+} qry_ranked;
+
+enum { QRY_M_NDCG10, QRY_M_MAP, QRY_M_MRR10, QRY_M_P10, QRY_M_R100, QRY_M_R1000, QRY_M_COUNT };
+extern const char *const qry_metric_names[QRY_M_COUNT];   /* "ndcg@10", ... */
+
+/* Measures one query's ranking (sorted in place into trec_eval's order).
+ * Returns LX_E_NOTFOUND if qid has no relevant judgment. */
+int qry_eval_query(const qry_qrels *q, const char *qid, qry_ranked *docs, size_t n,
+                   double m[QRY_M_COUNT]);
 
 #endif

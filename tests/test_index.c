@@ -189,7 +189,7 @@ static void test_env_create_open_errors(void **state)
     assert_int_equal(idx_env_open(path, IDX_CREATE, NULL, &env, err, sizeof err), LX_E_EXISTS);
     assert_int_equal(idx_env_open(path, IDX_RDONLY, NULL, &env, err, sizeof err), 0);
     assert_string_equal(idx_env_fields(env), "title,text");
-    assert_string_equal(idx_env_analyzer_desc(env), "stemmer=english;stopwords=lucene;possessive=1");
+    assert_string_equal(idx_env_analyzer_desc(env), "stemmer=porter;stopwords=lucene;possessive=1");
     idx_env_close(env);
 
     /* A directory with other files is not an index and is left alone. */

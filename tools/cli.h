@@ -29,6 +29,7 @@ int cmd_run(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Prints "lexis: <what>: <message>" to stderr and returns the exit code
  * that fits rc (busy -> 5, else 1). */
@@ -49,6 +50,42 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 
 /* A field of a stored document by name; "" if absent. */
 const char *cli_doc_field(const idx_doc *d, const char *name, size_t *len);
+
+/* Queries from a JSON-lines file {"_id","text"} (- for stdin). A bad line
+ * is reported and skipped (counted in *skipped). Owned by the caller:
+ * cli_queries_free. */
+typedef struct cli_query {
+    char *id;
+    char *text;
+    size_t text_len;
+} cli_query;
+int cli_queries_load(const char *path, cli_query **out, size_t *n, size_t *skipped);
+void cli_queries_free(cli_query *q, size_t n);
+
+/* Pseudo-relevance feedback options shared by search, run and eval:
+ * --rm3, --fb-docs N, --fb-terms N, --orig-weight X. Returns 1 if opt was
+ * one of them (consumed), 0 if not, -1 on a bad value. */
+typedef struct cli_prf {
+    int on;
+    qry_rm3_params p;
+} cli_prf;
+enum { CLI_OPT_RM3 = 1000, CLI_OPT_FB_DOCS, CLI_OPT_FB_TERMS, CLI_OPT_ORIG_WEIGHT };
+#define CLI_PRF_LONGOPTS \
+    { "rm3", no_argument, 0, CLI_OPT_RM3 }, \
+    { "fb-docs", required_argument, 0, CLI_OPT_FB_DOCS }, \
+    { "fb-terms", required_argument, 0, CLI_OPT_FB_TERMS }, \
+    { "orig-weight", required_argument, 0, CLI_OPT_ORIG_WEIGHT }
+#define CLI_PRF_HELP \
+    "  --rm3              RM3 pseudo-relevance feedback (as Anserini): expand the\n" \
+    "                     query from the top documents of a first pass\n" \
+    "  --fb-docs N        feedback documents (default 10)\n" \
+    "  --fb-terms N       expansion terms (default 10)\n" \
+    "  --orig-weight X    weight of the original query, 0..1 (default 0.5)\n"
+void cli_prf_init(cli_prf *p);
+int cli_prf_option(cli_prf *p, int opt, const char *arg);
+/* Runs the query with or without feedback. */
+int cli_prf_search(const cli_prf *prf, qry_engine *q, idx_reader *r, const char *text, size_t len,
+                   const qry_params *p, qry_result *res);
 
 /* Progress bar on a terminal: call often; draws at most 10 times a second. */
 typedef struct cli_progress {

@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include <getopt.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +11,7 @@ typedef struct search_opts {
     int json;
     const char *tag;
     const char *queries;
+    cli_prf prf;
 } search_opts;
 
 enum { OPT_ALGO = 256, OPT_AND, OPT_K1, OPT_B, OPT_JSON, OPT_QUERIES, OPT_TAG };
@@ -26,6 +26,7 @@ static const struct option search_longopts[] = {
     { "queries", required_argument, 0, OPT_QUERIES },
     { "tag", required_argument, 0, OPT_TAG },
     { "help", no_argument, 0, 'h' },
+    CLI_PRF_LONGOPTS,
     { 0, 0, 0, 0 },
 };
 
@@ -34,7 +35,8 @@ static const char search_common_help[] =
     "  --algo NAME        auto (default: the fastest exact algorithm), exhaustive,\n"
     "                     maxscore, wand, bmw: all return the same exact top k\n"
     "  --and              every query term must match (conjunctive)\n"
-    "  --k1 X  --b Y      BM25 parameters for this query (default: the index's)\n";
+    "  --k1 X  --b Y      BM25 parameters for this query (default: the index's)\n"
+    CLI_PRF_HELP;
 
 static void search_help(FILE *f, int is_run)
 {
@@ -60,6 +62,7 @@ static int parse_search_opts(int argc, char **argv, int is_run, search_opts *o)
     if (is_run)
         o->qp.k = 1000;
     o->tag = "lexis";
+    cli_prf_init(&o->prf);
     optind = 1;
     while ((li = -1, opt = getopt_long(argc, argv, "k:h", search_longopts, &li)) != -1) {
         switch (opt) {
@@ -79,7 +82,13 @@ static int parse_search_opts(int argc, char **argv, int is_run, search_opts *o)
         case OPT_QUERIES: o->queries = optarg; break;
         case OPT_TAG: o->tag = optarg; break;
         case 'h': search_help(stdout, is_run); return -1;
-        default: search_help(stderr, is_run); return CLI_USAGE;
+        default:
+            switch (cli_prf_option(&o->prf, opt, optarg)) {
+            case 1: continue;
+            case -1: goto bad_value;
+            }
+            search_help(stderr, is_run);
+            return CLI_USAGE;
         }
         continue;
     bad_value:
@@ -129,7 +138,7 @@ int cmd_search(int argc, char **argv)
         goto out_close;
     }
     double t0 = lx_now();
-    rc = qry_search(q, r, query, strlen(query), &o.qp, &res);
+    rc = cli_prf_search(&o.prf, q, r, query, strlen(query), &o.qp, &res);
     double took = (lx_now() - t0) * 1000;
     if (rc) {
         out = cli_fail(rc, "search", NULL);
@@ -192,76 +201,45 @@ int cmd_run(int argc, char **argv)
         search_help(stderr, 1);
         return CLI_USAGE;
     }
-    FILE *f = strcmp(o.queries, "-") ? fopen(o.queries, "r") : stdin;
-    if (!f) {
-        perror(o.queries);
-        return CLI_ERROR;
-    }
+    cli_query *qs;
+    size_t nq, skipped;
+    if ((rc = cli_queries_load(o.queries, &qs, &nq, &skipped)) != 0)
+        return rc;
     idx_env *env;
     if ((rc = cli_open_index(argv[optind], 1, &env)) != 0) {
-        if (f != stdin) fclose(f);
+        cli_queries_free(qs, nq);
         return rc;
     }
     qry_engine *q = NULL;
     idx_reader *r = NULL;
     int out = CLI_OK;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    uint64_t lineno = 0, nq = 0, skipped = 0;
     double t0 = lx_now();
     if ((rc = qry_engine_open(env, &q)) || (rc = idx_reader_open(env, &r))) {
         out = cli_fail(rc, argv[optind], NULL);
         goto out_close;
     }
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        json_error_t je;
-        json_t *root = json_loadb(line, (size_t)len, 0, &je);
-        json_t *id = root ? json_object_get(root, "_id") : NULL;
-        json_t *text = root ? json_object_get(root, "text") : NULL;
-        if (!root && strspn(line, " \t\r\n") == (size_t)len)
-            continue;
-        if (!id || !text || !json_is_string(text) || !(json_is_string(id) || json_is_integer(id))) {
-            fprintf(stderr, "lexis: %s:%llu: expected {\"_id\",\"text\"}%s%s (skipped)\n",
-                    o.queries, (unsigned long long)lineno, root ? "" : ": ", root ? "" : je.text);
-            skipped++;
-            json_decref(root);
-            continue;
-        }
-        char idbuf[32];
-        const char *qid = idbuf;
-        if (json_is_string(id))
-            qid = json_string_value(id);
-        else
-            snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+    for (size_t i = 0; i < nq; i++) {
         qry_result res;
-        rc = qry_search(q, r, json_string_value(text), json_string_length(text), &o.qp, &res);
+        rc = cli_prf_search(&o.prf, q, r, qs[i].text, qs[i].text_len, &o.qp, &res);
         if (rc) {
-            json_decref(root);
             out = cli_fail(rc, "search", NULL);
             goto out_close;
         }
-        for (uint32_t i = 0; i < res.n; i++) {
+        for (uint32_t h = 0; h < res.n; h++) {
             idx_doc d;
-            if ((rc = idx_reader_doc(r, res.hits[i].docid, &d)) != 0) {
-                json_decref(root);
+            if ((rc = idx_reader_doc(r, res.hits[h].docid, &d)) != 0) {
                 out = cli_fail(rc, "reading a hit", NULL);
                 goto out_close;
             }
-            printf("%s Q0 %.*s %u %.6f %s\n", qid, (int)d.id_len, d.id, i + 1,
-                   res.hits[i].score, o.tag);
+            printf("%s Q0 %.*s %u %.6f %s\n", qs[i].id, (int)d.id_len, d.id, h + 1,
+                   res.hits[h].score, o.tag);
         }
-        nq++;
-        json_decref(root);
     }
-    fprintf(stderr, "lexis: %llu queries in %.2f s\n", (unsigned long long)nq, lx_now() - t0);
+    fprintf(stderr, "lexis: %zu queries in %.2f s\n", nq, lx_now() - t0);
     if (skipped)
         out = CLI_PARTIAL;
 out_close:
-    free(line);
-    if (f != stdin)
-        fclose(f);
+    cli_queries_free(qs, nq);
     idx_reader_close(r);
     qry_engine_close(q);
     idx_env_close(env);

@@ -13,6 +13,7 @@ static const struct {
     { "delete",  cmd_delete,  "delete documents by id" },
     { "search",  cmd_search,  "rank documents for a query" },
     { "run",     cmd_run,     "rank a file of queries, print a TREC run" },
+    { "eval",    cmd_eval,    "measure rankings against relevance judgments" },
     { "inspect", cmd_inspect, "print the index's settings and statistics" },
     { "check",   cmd_check,   "verify every checksum and the structure" },
     { "optimize", cmd_optimize, "merge segments, drop deleted postings" },

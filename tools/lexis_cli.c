@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,4 +173,115 @@ void cli_progress_done(cli_progress *p)
         return;
     cli_progress_draw(p, lx_now());
     fputc('\n', stderr);
+}
+
+void cli_queries_free(cli_query *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].id);
+        free(q[i].text);
+    }
+    free(q);
+}
+
+int cli_queries_load(const char *path, cli_query **out, size_t *n, size_t *skipped)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "lexis: %s: %s\n", path, strerror(errno));
+        return CLI_ERROR;
+    }
+    cli_query *qs = NULL;
+    size_t nq = 0, cap = 0, lcap = 0;
+    char *line = NULL;
+    ssize_t len;
+    unsigned long lineno = 0;
+    *skipped = 0;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        if (strspn(line, " \t\r\n") == (size_t)len)
+            continue;
+        json_error_t je;
+        json_t *root = json_loadb(line, (size_t)len, 0, &je);
+        json_t *id = root ? json_object_get(root, "_id") : NULL;
+        json_t *text = root ? json_object_get(root, "text") : NULL;
+        if (!id || !text || !json_is_string(text) || !(json_is_string(id) || json_is_integer(id))) {
+            fprintf(stderr, "lexis: %s:%lu: expected {\"_id\",\"text\"}%s%s (skipped)\n", path,
+                    lineno, root ? "" : ": ", root ? "" : je.text);
+            (*skipped)++;
+            json_decref(root);
+            continue;
+        }
+        if (nq == cap) {
+            cap = cap ? cap * 2 : 256;
+            cli_query *nqs = realloc(qs, cap * sizeof *nqs);
+            if (!nqs) {
+                json_decref(root);
+                break;
+            }
+            qs = nqs;
+        }
+        char idbuf[32];
+        if (json_is_string(id))
+            qs[nq].id = strdup(json_string_value(id));
+        else {
+            snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+            qs[nq].id = strdup(idbuf);
+        }
+        qs[nq].text_len = json_string_length(text);
+        qs[nq].text = malloc(qs[nq].text_len + 1);
+        if (qs[nq].text)
+            memcpy(qs[nq].text, json_string_value(text), qs[nq].text_len + 1);
+        json_decref(root);
+        if (!qs[nq].id || !qs[nq].text) {
+            free(qs[nq].id);
+            free(qs[nq].text);
+            break;
+        }
+        nq++;
+    }
+    free(line);
+    int err = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (err) {
+        fprintf(stderr, "lexis: %s: read error\n", path);
+        cli_queries_free(qs, nq);
+        return CLI_ERROR;
+    }
+    *out = qs;
+    *n = nq;
+    return 0;
+}
+
+void cli_prf_init(cli_prf *p)
+{
+    p->on = 0;
+    p->p = qry_rm3_default_params();
+}
+
+int cli_prf_option(cli_prf *p, int opt, const char *arg)
+{
+    switch (opt) {
+    case CLI_OPT_RM3: p->on = 1; return 1;
+    case CLI_OPT_FB_DOCS:
+        p->on = 1;
+        return cli_parse_u32(arg, &p->p.fb_docs) || p->p.fb_docs == 0 || p->p.fb_docs > 1000 ? -1 : 1;
+    case CLI_OPT_FB_TERMS:
+        p->on = 1;
+        return cli_parse_u32(arg, &p->p.fb_terms) || p->p.fb_terms == 0 || p->p.fb_terms > 200 ? -1 : 1;
+    case CLI_OPT_ORIG_WEIGHT:
+        p->on = 1;
+        return cli_parse_float(arg, &p->p.orig_weight) || p->p.orig_weight < 0
+               || p->p.orig_weight > 1 ? -1 : 1;
+    default: return 0;
+    }
+}
+
+int cli_prf_search(const cli_prf *prf, qry_engine *q, idx_reader *r, const char *text, size_t len,
+                   const qry_params *p, qry_result *res)
+{
+    if (prf->on)
+        return qry_search_rm3(q, r, text, len, p, &prf->p, res);
+    return qry_search(q, r, text, len, p, res);
 }
