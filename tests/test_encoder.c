@@ -356,7 +356,7 @@ static void test_describe_parse(void **state)
 
     assert_int_equal(enc_analyzer_open(&p, &an), 0);
     assert_int_equal(enc_analyzer_describe(an, d1, sizeof d1), 0);
-    assert_string_equal(d1, "stemmer=english;stopwords=lucene;possessive=1");
+    assert_string_equal(d1, "stemmer=porter;stopwords=lucene;possessive=1");
     enc_analyzer_close(an);
 
     /* NULL params and NULL fields take the defaults. */
