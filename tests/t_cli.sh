@@ -204,6 +204,11 @@ expect 2 "$LEXIS" build idx2 --corpus corpus.jsonl --mem 0
 [ -e idx2 ] && fail "build with a bad value created idx2"
 expect 2 "$LEXIS" build idx2 --corpus corpus.jsonl --stemmer nosuchlanguage
 [ -e idx2 ] && fail "build with a bad stemmer left idx2 behind"
+mkdir emptydir
+expect 2 "$LEXIS" build emptydir --corpus corpus.jsonl --fields ,
+[ -d emptydir ] && [ -z "$(ls -A emptydir)" ] || fail "failed build into an empty directory left files: $(ls -A emptydir)"
+expect 0 "$LEXIS" build emptydir --corpus corpus.jsonl --quiet
+[ "$(docs emptydir)" = 6 ] || fail "build into an empty directory: expected 6 documents"
 
 # ---- build over an existing index ------------------------------------------------
 cksum idx/data.mdb > before.sum
@@ -216,7 +221,9 @@ expect 0 "$LEXIS" build idx --corpus more.jsonl --force
 [ "$(docs idx)" = 2 ] || fail "build --force: expected 2 documents, got $(docs idx)"
 has_hit idx magma d7 || fail "build --force: d7 missing"
 has_hit idx parser d1 && fail "build --force: old d1 still there"
-ls -a | grep -q 'building\|\.old-' && fail "build --force left temporary directories: $(ls -a)"
+for f in idx.building-* idx.old-*; do
+    [ -e "$f" ] && fail "build --force left a temporary directory behind: $f"
+done
 expect 0 "$LEXIS" check idx
 expect 1 "$LEXIS" build idx --corpus nosuch.jsonl --force
 [ "$(docs idx)" = 2 ] || fail "build --force with a missing corpus damaged the index"

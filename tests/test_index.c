@@ -431,7 +431,7 @@ static void test_map_grows_on_demand(void **state)
     idx_env *env = create_index(dir, "big");
     idx_writer *w;
     idx_writer_params wp = idx_writer_default_params();
-    wp.mem_budget = 1 << 20;
+    wp.mem_budget = (size_t)24 << 20;     /* a few commits, each growing the map */
     assert_int_equal(idx_writer_open(env, &wp, &w), 0);
     /* ~100 MB of stored text: past the initial 64 MiB map. */
     size_t len = 1 << 20;

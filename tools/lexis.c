@@ -14,6 +14,7 @@ static const struct {
     { "search",  cmd_search,  "rank documents for a query" },
     { "run",     cmd_run,     "rank a file of queries, print a TREC run" },
     { "eval",    cmd_eval,    "measure rankings against relevance judgments" },
+    { "bench",   cmd_bench,   "time queries in process (latency, queries/s)" },
     { "inspect", cmd_inspect, "print the index's settings and statistics" },
     { "check",   cmd_check,   "verify every checksum and the structure" },
     { "optimize", cmd_optimize, "merge segments, drop deleted postings" },
