@@ -174,10 +174,20 @@ typedef struct idx_plist {
 
 /* tf/(tf + k1*(1-b+b*dl/avgdl)): the part of BM25 that depends on the
  * document, computed the same way everywhere so bounds hold exactly. */
-static inline float idx_bm25_tfnorm(uint32_t tf, uint32_t dl, float k1, float b, float avgdl)
+static inline float idx_bm25_norm(uint32_t dl, float k1, float b, float avgdl)
+{
+    return k1 * (1.0f - b + b * ((float)dl / avgdl));
+}
+/* The same value as idx_bm25_tfnorm when norm = idx_bm25_norm(dl, ...):
+ * queries look norms up in a table computed with that function. */
+static inline float idx_bm25_tfnorm_k(uint32_t tf, float norm)
 {
     float t = (float)tf;
-    return t / (t + k1 * (1.0f - b + b * ((float)dl / avgdl)));
+    return t / (t + norm);
+}
+static inline float idx_bm25_tfnorm(uint32_t tf, uint32_t dl, float k1, float b, float avgdl)
+{
+    return idx_bm25_tfnorm_k(tf, idx_bm25_norm(dl, k1, b, avgdl));
 }
 
 #define IDX_BLOCK_ENTRY 32

@@ -111,6 +111,13 @@ size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
                         const uint32_t *doclen_by_rel, uint32_t seg_base,
                         float k1, float b, float avgdl, unsigned char *out);
 
+/* StreamVByte decoding (svb.c): exact encoded size of n values from the
+ * control bytes (0 if it exceeds avail); decoders return bytes consumed and
+ * may read 16 bytes past the end of the stream. */
+size_t idx_svb_size(const unsigned char *in, size_t avail, uint32_t n);
+size_t idx_svb_decode(const unsigned char *in, uint32_t *out, uint32_t n);
+size_t idx_svb_delta_decode(const unsigned char *in, uint32_t *out, uint32_t n, uint32_t prev);
+
 /* ---- deleted documents (index/deleted.c is the only caller of roaring) --- */
 
 typedef struct idx_delset idx_delset;

@@ -1,4 +1,5 @@
-/* postings.c: the postings codec. The one file that calls StreamVByte.
+/* postings.c: the postings codec. The one file that calls libstreamvbyte
+ * (to encode; decoding is ours, SIMD, in svb.c).
  *
  * A postings list (one term in one segment) is a header, a block index and
  * block data (layout in index_impl.h). Blocks hold IDX_BLOCK_SIZE postings;
@@ -20,32 +21,6 @@
 #include <string.h>
 
 #define IDX_PLIST_PAD 16
-
-/* Bytes of data described by each control byte (4 codes of 2 bits, each
- * code c meaning c+1 bytes). */
-static unsigned svb_ctrl_len(unsigned char c)
-{
-    return (unsigned)(c & 3) + ((c >> 2) & 3) + ((c >> 4) & 3) + ((c >> 6) & 3) + 4;
-}
-
-/* Exact encoded size of n values starting at p, or SIZE_MAX if it exceeds
- * avail. (Not 0: callers compare the result with the size they expect, and
- * an expected size of 0, an empty stream, must never match.) */
-static size_t svb_encoded_size(const unsigned char *p, size_t avail, uint32_t n)
-{
-    size_t ctrl = (n + 3) / 4;
-    if (ctrl > avail)
-        return SIZE_MAX;
-    size_t total = ctrl;
-    for (size_t i = 0; i + 1 < ctrl; i++)
-        total += svb_ctrl_len(p[i]);
-    /* The last control byte only describes n - 4*(ctrl-1) values. */
-    unsigned rem = n - 4 * (uint32_t)(ctrl - 1);
-    unsigned char last = p[ctrl - 1];
-    for (unsigned j = 0; j < rem; j++)
-        total += ((last >> (2 * j)) & 3) + 1;
-    return total <= avail ? total : SIZE_MAX;
-}
 
 size_t idx_plist_max_size(uint32_t n)
 {
@@ -166,12 +141,12 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
     if (idx_block_bounds(p, i, &off, &end, &cnt, &dbytes))
         return LX_E_CORRUPT;
     const unsigned char *d = p->data + off;
-    if (svb_encoded_size(d, dbytes, cnt) != dbytes
-        || svb_encoded_size(d + dbytes, end - off - dbytes, cnt) != end - off - dbytes)
+    if (idx_svb_size(d, dbytes, cnt) != dbytes
+        || idx_svb_size(d + dbytes, end - off - dbytes, cnt) != end - off - dbytes)
         return LX_E_CORRUPT;
     uint32_t prev = i ? idx_block_last(p, i - 1) : 0;
-    streamvbyte_delta_decode(d, docs, cnt, prev);
-    streamvbyte_decode(d + dbytes, tfs, cnt);
+    idx_svb_delta_decode(d, docs, cnt, prev);
+    idx_svb_decode(d + dbytes, tfs, cnt);
     /* Guards that keep a damaged block inside its segment, since callers
      * index doc lengths by these ids: strictly increasing, starting after the
      * previous block, ending at the entry's last doc, inside the segment.

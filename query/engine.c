@@ -13,6 +13,8 @@
 
 struct qry_engine {
     idx_env *env;
+    qry_scorer sc;             /* norm table kept while k1, b, avgdl stay */
+    int sc_valid;
     enc_analyzer *an;
     lx_arena arena;
     qry_term terms[QRY_MAX_TERMS];
@@ -104,14 +106,15 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
 {
     int rc;
     const idx_stats *st = idx_reader_stats(r);
-    qry_scorer *sc;
-    if (!(sc = lx_arena_alloc(&q->arena, sizeof *sc)))
-        return LX_E_NOMEM;
-    sc->k1 = p->k1 >= 0 ? p->k1 : st->k1;
-    sc->b = p->b >= 0 ? p->b : st->b;
-    sc->avgdl = (float)st->avgdl;
-    if (!(sc->k1 < 100) || !(sc->b <= 1))
+    qry_scorer *sc = &q->sc;
+    float k1 = p->k1 >= 0 ? p->k1 : st->k1, b = p->b >= 0 ? p->b : st->b;
+    float avgdl = (float)st->avgdl;
+    if (!(k1 < 100) || !(b <= 1))
         return LX_E_INVAL;
+    if (!q->sc_valid || sc->k1 != k1 || sc->b != b || sc->avgdl != avgdl) {
+        qry_scorer_init(sc, k1, b, avgdl);
+        q->sc_valid = 1;
+    }
 
     qry_cursor **cs = lx_arena_alloc(&q->arena, (q->nterms + 1) * sizeof *cs);
     uint32_t nseg = st->nsegments ? st->nsegments : 1;
@@ -181,6 +184,15 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
     res->n = qry_topk_finish(&t);
     res->hits = heap;
     return 0;
+}
+
+void qry_scorer_init(qry_scorer *sc, float k1, float b, float avgdl)
+{
+    sc->k1 = k1;
+    sc->b = b;
+    sc->avgdl = avgdl;
+    for (uint32_t dl = 0; dl < QRY_NORM_CACHE; dl++)
+        sc->norm[dl] = idx_bm25_norm(dl, k1, b, avgdl);
 }
 
 static int qry_check_params(const qry_params *p)
