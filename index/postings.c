@@ -134,6 +134,16 @@ static int idx_block_bounds(const idx_plist *p, uint32_t i, size_t *off, size_t 
     return 0;
 }
 
+/* 1 if v[0..n) strictly increases. Written branch-free for the vectorizer. */
+__attribute__((optimize("tree-vectorize")))
+static int strictly_increasing(const uint32_t *v, uint32_t n)
+{
+    uint32_t bad = 0;
+    for (uint32_t j = 1; j < n; j++)
+        bad |= v[j] <= v[j - 1];
+    return bad == 0;
+}
+
 int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *tfs)
 {
     size_t off, end;
@@ -141,21 +151,30 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
     if (idx_block_bounds(p, i, &off, &end, &cnt, &dbytes))
         return LX_E_CORRUPT;
     const unsigned char *d = p->data + off;
-    if (idx_svb_size(d, dbytes, cnt) != dbytes
-        || idx_svb_size(d + dbytes, end - off - dbytes, cnt) != end - off - dbytes)
-        return LX_E_CORRUPT;
+    size_t blen = end - off;
+    /* The decoder reads at most ctrl + 4 bytes a value + 16 bytes of slack.
+     * Where that much lies inside the value (all but the last blocks), decode
+     * first and compare the bytes consumed; near the end, size it first. */
+    size_t worst = (cnt + 3) / 4 + 4 * (size_t)cnt;
     uint32_t prev = i ? idx_block_last(p, i - 1) : 0;
-    idx_svb_delta_decode(d, docs, cnt, prev);
-    idx_svb_decode(d + dbytes, tfs, cnt);
+    if (off + dbytes + worst > p->data_size) {
+        if (idx_svb_size(d, dbytes, cnt) != dbytes
+            || idx_svb_size(d + dbytes, blen - dbytes, cnt) != blen - dbytes)
+            return LX_E_CORRUPT;
+        idx_svb_delta_decode(d, docs, cnt, prev);
+        idx_svb_decode(d + dbytes, tfs, cnt);
+    } else if (idx_svb_delta_decode(d, docs, cnt, prev) != dbytes
+               || idx_svb_decode(d + dbytes, tfs, cnt) != blen - dbytes) {
+        return LX_E_CORRUPT;
+    }
     /* Guards that keep a damaged block inside its segment, since callers
      * index doc lengths by these ids: strictly increasing, starting after the
      * previous block, ending at the entry's last doc, inside the segment.
      * The first id is checked against seg_base in every block: the previous
      * entry's last doc is not covered by this block's checksum, so it may be
      * below seg_base (or UINT32_MAX, where prev + 1 would wrap to 0). */
-    uint32_t bad = (docs[0] < p->seg_base) | (i != 0 && docs[0] <= prev);
-    for (uint32_t j = 1; j < cnt; j++)
-        bad |= docs[j] <= docs[j - 1];
+    uint32_t bad = (docs[0] < p->seg_base) | (i != 0 && docs[0] <= prev)
+                   | !strictly_increasing(docs, cnt);
     if (bad || docs[cnt - 1] != idx_block_last(p, i)
         || docs[cnt - 1] - p->seg_base >= p->seg_ndocs)
         return LX_E_CORRUPT;

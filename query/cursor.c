@@ -151,6 +151,40 @@ void qry_cursor_next_geq(qry_cursor *c, uint32_t d)
         cursor_skip_deleted(c);
 }
 
+void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
+                           uint64_t *bits)
+{
+    const qry_scorer *sc = c->sc;
+    float w = c->weight;
+    while (c->doc < end) {
+        if (c->has_deletes) {
+            uint32_t d = c->doc - base;
+            acc[d] += qry_cursor_score(c);
+            bits[d >> 6] |= (uint64_t)1 << (d & 63);
+            qry_cursor_next(c);
+            continue;
+        }
+        /* The rest of the decoded block below end, in one tight loop. */
+        uint32_t pos = c->pos, cnt = c->cnt;
+        const uint32_t *docs = c->docs, *tfs = c->tfs;
+        const idx_plist *pl = c->pl;
+        while (pos < cnt && docs[pos] < end) {
+            uint32_t doc = docs[pos], d = doc - base;
+            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
+            acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
+            bits[d >> 6] |= (uint64_t)1 << (d & 63);
+            pos++;
+        }
+        c->postings += pos - c->pos;
+        c->pos = pos;
+        if (pos == cnt) {
+            cursor_next_block(c);
+        } else {
+            c->doc = docs[pos];
+        }
+    }
+}
+
 void qry_cursor_shallow_geq(qry_cursor *c, uint32_t d)
 {
     if (c->sli < c->nlists) {

@@ -1,4 +1,4 @@
-/* maxscore.c: MaxScore (Turtle & Flood 1995), document at a time.
+/* maxscore.c: MaxScore (Turtle & Flood 1995), in windows of documents.
  *
  * Terms are ordered by their score bound, ascending; ub[i] is the sum of the
  * bounds of terms 0..i. Once the top-k threshold reaches ub[i], a document
@@ -6,10 +6,24 @@
  * "non-essential": candidates come only from the essential terms, and a
  * non-essential term is looked up (next_geq) only while the candidate's
  * partial score plus the remaining bounds could still beat the threshold.
+ *
+ * Candidates are gathered a window of QRY_WINDOW doc ids at a time, term at
+ * a time (as Lucene's MaxScore does): each essential term adds its scores
+ * into an accumulator array and marks a bitset, then the marked documents
+ * are finished in id order. Per posting that is one add, instead of a scan
+ * over every essential cursor per candidate; long queries gain most. The
+ * partition into essential and non-essential terms is fixed for a window
+ * (a term's scores are in the accumulator or looked up, never both) and
+ * recomputed between windows as the threshold rises. Accumulating in double
+ * keeps each document's score the exact sum of its float term scores, so the
+ * order of additions cannot change a score.
  */
 #include "query_impl.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#define QRY_WINDOW 4096
 
 static int by_bound(const void *a, const void *b)
 {
@@ -20,50 +34,62 @@ static int by_bound(const void *a, const void *b)
 uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t)
 {
     double ub[QRY_MAX_TERMS];
+    double acc[QRY_WINDOW];
+    uint64_t bits[QRY_WINDOW / 64];
     uint64_t scored = 0;
     qsort(cs, n, sizeof *cs, by_bound);
-    double acc = 0;
+    double sum = 0;
     for (uint32_t i = 0; i < n; i++) {
-        acc += cs[i]->max_score;
-        ub[i] = acc;
+        sum += cs[i]->max_score;
+        ub[i] = sum;
     }
+    memset(acc, 0, sizeof acc);
+    memset(bits, 0, sizeof bits);
     uint32_t first_ess = 0;
-    while (first_ess < n && !qry_topk_would_enter(t, ub[first_ess]))
-        first_ess++;
-    uint32_t cur = QRY_END;
-    for (uint32_t i = first_ess; i < n; i++)
-        if (cs[i]->doc < cur)
-            cur = cs[i]->doc;
+    for (;;) {
+        while (first_ess < n && !qry_topk_would_enter(t, ub[first_ess]))
+            first_ess++;
+        if (first_ess == n)
+            break;
+        uint32_t base = QRY_END;
+        for (uint32_t i = first_ess; i < n; i++)
+            if (cs[i]->doc < base)
+                base = cs[i]->doc;
+        if (base == QRY_END)
+            break;
+        uint32_t end = base <= QRY_END - QRY_WINDOW ? base + QRY_WINDOW : QRY_END;
 
-    while (first_ess < n && cur != QRY_END) {
-        double s = 0;
-        uint32_t next = QRY_END;
-        for (uint32_t i = first_ess; i < n; i++) {
-            if (cs[i]->doc == cur) {
-                s += qry_cursor_score(cs[i]);
-                qry_cursor_next(cs[i]);
+        /* Essential terms, term at a time, into the window. */
+        for (uint32_t i = first_ess; i < n; i++)
+            qry_cursor_accumulate(cs[i], base, end, acc, bits);
+
+        /* Candidates in id order: add what non-essential terms can give. */
+        const uint32_t ess = first_ess;
+        for (uint32_t w = 0; w < QRY_WINDOW / 64; w++) {
+            uint64_t word = bits[w];
+            bits[w] = 0;
+            while (word) {
+                uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
+                word &= word - 1;
+                double s = acc[d];
+                acc[d] = 0;
+                uint32_t doc = base + d;
+                int complete = 1;
+                for (uint32_t i = ess; i-- > 0;) {
+                    if (!qry_topk_would_enter(t, s + ub[i])) {
+                        complete = 0;
+                        break;
+                    }
+                    qry_cursor_next_geq(cs[i], doc);
+                    if (cs[i]->doc == doc)
+                        s += qry_cursor_score(cs[i]);
+                }
+                if (complete) {
+                    scored++;
+                    qry_topk_push(t, doc, s);
+                }
             }
-            if (cs[i]->doc < next)
-                next = cs[i]->doc;
         }
-        int complete = 1;
-        for (uint32_t i = first_ess; i-- > 0;) {
-            if (!qry_topk_would_enter(t, s + ub[i])) {
-                complete = 0;
-                break;
-            }
-            qry_cursor_next_geq(cs[i], cur);
-            if (cs[i]->doc == cur)
-                s += qry_cursor_score(cs[i]);
-        }
-        if (complete) {
-            scored++;
-            if (qry_topk_push(t, cur, s)) {
-                while (first_ess < n && !qry_topk_would_enter(t, ub[first_ess]))
-                    first_ess++;
-            }
-        }
-        cur = next;
     }
     return scored;
 }

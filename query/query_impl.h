@@ -65,6 +65,12 @@ static inline float qry_cursor_score(const qry_cursor *c)
     return c->weight * idx_bm25_tfnorm_k(c->tfs[c->pos], qry_scorer_norm(c->sc, dl));
 }
 
+/* Adds the score of every posting with doc < end into acc[doc - base] and
+ * marks bits, leaving the cursor on the first doc >= end. The inner loop
+ * runs over the decoded block without a call per posting. */
+void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
+                           uint64_t *bits);
+
 /* Block-max: moves the shallow position to the block that could hold d
  * (never backwards) without decoding; then block_last / block_bound describe
  * it. After the last block, block_last is QRY_END and the bound 0. */
