@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 idx_create_params idx_create_default_params(void)
 {
@@ -220,6 +221,53 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
+/* What a directory with a data.mdb holds:
+ *   PROBE_INDEX      a lexis index (a format version is recorded)
+ *   PROBE_ABANDONED  what a creation killed before committing its settings
+ *                    leaves: an LMDB file with no committed page (two meta
+ *                    pages only), or our named databases, all empty
+ *   PROBE_FOREIGN    anything else (never touched)
+ * A directory holding files other than LMDB's and ours is foreign. */
+enum { PROBE_FOREIGN, PROBE_ABANDONED, PROBE_INDEX };
+
+static int idx_env_probe(const char *path, uint64_t data_size)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int other = 0;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "data.mdb") && strcmp(n, "lock.mdb")
+            && strcmp(n, "write.lock"))
+            other = 1;
+    }
+    closedir(d);
+    idx_store *s;
+    char err[64];
+    if (idx_store_open(path, IDX_STORE_RDONLY, &s, err, sizeof err) != 0)
+        return !other && data_size <= 2 * 4096 ? PROBE_ABANDONED : PROBE_FOREIGN;
+    int kind = PROBE_FOREIGN;
+    idx_stxn *t;
+    if (idx_store_begin(s, 0, &t) == 0) {
+        idx_val v;
+        if (idx_store_get(t, IDX_DB_META, "format", 6, &v) == 0) {
+            kind = PROBE_INDEX;
+        } else if (!other) {
+            int empty = 1;
+            for (int db = 0; db < IDX_DB_COUNT && empty; db++) {
+                uint64_t n, bytes;
+                empty = idx_store_count(t, db, &n, &bytes) == 0 && n == 0;
+            }
+            kind = empty ? PROBE_ABANDONED : PROBE_FOREIGN;
+        }
+        idx_store_abort(t);
+    }
+    idx_store_close(s);
+    return kind;
+}
+
 int idx_env_open(const char *path, int flags, const idx_create_params *cp,
                  idx_env **out, char *errbuf, size_t errcap)
 {
@@ -244,10 +292,29 @@ int idx_env_open(const char *path, int flags, const idx_create_params *cp,
     }
     int has_data = stat(datafile, &st) == 0;
     int create = 0;
+    int probe = (flags & IDX_CREATE) && has_data ? idx_env_probe(path, (uint64_t)st.st_size)
+                                                 : PROBE_INDEX;
+    if ((flags & IDX_CREATE) && has_data && probe == PROBE_ABANDONED) {
+        /* A creation killed before its first commit: nothing to lose. */
+        char f[4200];
+        snprintf(f, sizeof f, "%s/data.mdb", path);
+        unlink(f);
+        snprintf(f, sizeof f, "%s/lock.mdb", path);
+        unlink(f);
+        snprintf(f, sizeof f, "%s/write.lock", path);
+        unlink(f);
+        has_data = 0;
+    }
     if (flags & IDX_CREATE) {
-        if (has_data) {
+        if (has_data && probe == PROBE_INDEX) {
             snprintf(errbuf, errcap, "%s: an index already exists there", path);
             rc = LX_E_EXISTS;
+            goto out_free;
+        }
+        if (has_data) {
+            snprintf(errbuf, errcap, "%s: directory holds an LMDB file that is not a lexis index",
+                     path);
+            rc = LX_E_NOTINDEX;
             goto out_free;
         }
         if (exists && !dir_is_empty(path)) {

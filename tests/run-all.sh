@@ -27,7 +27,7 @@ for t in "$@" tests/t_*.sh; do
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then
-        printf '  pass  %-28s %4ss  %s\n' "$name" "$secs" "$(grep -E '^\[  PASSED  \]|^ok:|^PASS' "$log" | tail -1)"
+        printf '  pass  %-28s %4ss  %s\n' "$name" "$secs" "$(grep -aE '^\[  PASSED  \]|^ok:|^PASS' "$log" | tail -1)"
     else
         printf '  FAIL  %-28s %4ss  (log: %s)\n' "$name" "$secs" "$log"
         tail -20 "$log" | sed 's/^/        /'

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -181,6 +182,40 @@ static void remove_index_dir(const char *dir)
     rmdir(dir);
 }
 
+/* Removes PATH.building-PID directories left by killed `build --force` runs
+ * (their process is gone); a running build's directory is left alone. */
+static void remove_stale_builds(const char *path)
+{
+    char dir[4096], prefix[512];
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (!dir[0]) snprintf(dir, sizeof dir, "/");
+        snprintf(prefix, sizeof prefix, "%s.building-", slash + 1);
+    } else {
+        snprintf(dir, sizeof dir, ".");
+        snprintf(prefix, sizeof prefix, "%s.building-", path);
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t pl = strlen(prefix);
+        if (strncmp(e->d_name, prefix, pl) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        if (*end || pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+            char full[4600];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            if (*end == '\0' && pid > 0)
+                remove_index_dir(full);
+        }
+    }
+    closedir(d);
+}
+
 static int run_ingest_cmd(int argc, char **argv, int is_build)
 {
     idx_create_params cp = idx_create_default_params();
@@ -260,8 +295,10 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
             fclose(f);
         return CLI_ERROR;
     }
-    if (replace)
+    if (replace) {
+        remove_stale_builds(path);
         snprintf(target, sizeof target, "%s.building-%ld", path, (long)getpid());
+    }
     else
         snprintf(target, sizeof target, "%s", path);
     char err[512];
