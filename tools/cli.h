@@ -31,6 +31,7 @@ int cmd_check(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "lexis: <what>: <message>" to stderr and returns the exit code
  * that fits rc (busy -> 5, else 1). */

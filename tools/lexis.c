@@ -15,6 +15,7 @@ static const struct {
     { "run",     cmd_run,     "rank a file of queries, print a TREC run" },
     { "eval",    cmd_eval,    "measure rankings against relevance judgments" },
     { "bench",   cmd_bench,   "time queries in process (latency, queries/s)" },
+    { "serve",   cmd_serve,   "answer searches over HTTP (JSON API, search page)" },
     { "inspect", cmd_inspect, "print the index's settings and statistics" },
     { "check",   cmd_check,   "verify every checksum and the structure" },
     { "optimize", cmd_optimize, "merge segments, drop deleted postings" },
