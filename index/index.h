@@ -237,7 +237,9 @@ int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, i
 /* Exact length of a document (0 for ids never used). */
 uint32_t idx_reader_doclen(const idx_reader *r, uint32_t docid);
 
-/* 1 if the internal id is deleted (or was never a live document). */
+/* 1 if the internal id belongs to a deleted document. (An id handed out to
+ * a document replaced within its own batch never reaches the disk: it has
+ * no postings and no stored record, and this returns 0 for it.) */
 int idx_reader_is_deleted(const idx_reader *r, uint32_t docid);
 /* 1 when no document is deleted: cursors skip the check entirely. */
 int idx_reader_has_deletes(const idx_reader *r);

@@ -569,7 +569,8 @@ static int flush_delete_committed(flush_state *fs, uint32_t docid)
                                    flush_collect_term, fs)) != 0)
             return rc;
     }
-    qsort(fs->terms, fs->nterms, sizeof *fs->terms, cmp_lterm);
+    if (fs->nterms > 1)
+        qsort(fs->terms, fs->nterms, sizeof *fs->terms, cmp_lterm);
     for (size_t i = 0; i < fs->nterms;) {
         size_t j = i + 1;
         while (j < fs->nterms && cmp_lterm(&fs->terms[i], &fs->terms[j]) == 0)
