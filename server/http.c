@@ -567,7 +567,9 @@ void srv_http_stop(srv_server *s)
 
 /* ---- sockets ------------------------------------------------------------------------------------ */
 
-static int srv_listen_one(const struct addrinfo *ai, int reuseport, char *err, size_t errcap)
+/* A socket bound to ai (listening unless probe). Returns the fd or -errno. */
+static int srv_listen_one(const struct addrinfo *ai, int reuseport, int probe, char *err,
+                          size_t errcap)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
@@ -587,7 +589,7 @@ static int srv_listen_one(const struct addrinfo *ai, int reuseport, char *err, s
 #endif
     if (ai->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || (!probe && listen(fd, 1024) != 0)) {
         int e = errno;
         snprintf(err, errcap, "cannot listen: %s", strerror(e));
         close(fd);
@@ -632,9 +634,17 @@ int srv_http_open(srv_server *s, char *err, size_t errcap)
     int fd = -1;
     const struct addrinfo *ai;
     for (ai = res; ai; ai = ai->ai_next) {
-        fd = srv_listen_one(ai, s->nworkers > 1, err, errcap);
+        /* SO_REUSEPORT would let a second server join our port silently:
+         * first make sure the port is free with a plain bind. */
+        if (s->nworkers > 1 && s->p.port != 0) {
+            int probe = srv_listen_one(ai, 0, 1, err, errcap);
+            if (probe < 0)
+                continue;
+            close(probe);
+        }
+        fd = srv_listen_one(ai, s->nworkers > 1, 0, err, errcap);
         if (fd == -ENOPROTOOPT || fd == -EINVAL) {
-            fd = srv_listen_one(ai, 0, err, errcap);   /* no SO_REUSEPORT: share */
+            fd = srv_listen_one(ai, 0, 0, err, errcap);   /* no SO_REUSEPORT: share */
             h->shared = 1;
         }
         if (fd >= 0)
@@ -669,7 +679,7 @@ int srv_http_open(srv_server *s, char *err, size_t errcap)
             struct addrinfo one = *ai;
             one.ai_addr = (struct sockaddr *)&ss;
             one.ai_addrlen = sl;
-            f = srv_listen_one(&one, 1, err, errcap);
+            f = srv_listen_one(&one, 1, 0, err, errcap);
         }
         if (f < 0) {
             freeaddrinfo(res);

@@ -878,7 +878,7 @@ typedef struct tc_arg {
     int id;
     int errors;
     int searches;
-    volatile int *stop;
+    _Atomic int *stop;
     char msg[256];
 } tc_arg;
 
@@ -926,7 +926,7 @@ static void *tc_reader(void *p)
     tc_arg *a = p;
     const char *qs[] = { "common writer", "compression ranking", "uniq010", "parsers gardens", "cwtok1x3x2" };
     int i = 0;
-    while (!*a->stop) {
+    while (!atomic_load(a->stop)) {
         const char *q = qs[i++ % 5];
         char body[128];
         int n = snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":20}", q);
@@ -970,7 +970,7 @@ static void test_concurrent(void **state)
 {
     (void)state;
     long before = ts_documents();
-    volatile int stop = 0;
+    _Atomic int stop = 0;
     pthread_t wt[TC_WRITERS], rt[TC_READERS];
     tc_arg wa[TC_WRITERS], ra[TC_READERS];
     double t0 = ts_now();
@@ -988,7 +988,7 @@ static void test_concurrent(void **state)
     for (int i = 0; i < TC_WRITERS; i++)
         pthread_join(wt[i], NULL);
     double wtime = ts_now() - t0;
-    stop = 1;
+    atomic_store(&stop, 1);
     int searches = 0;
     for (int i = 0; i < TC_READERS; i++) {
         pthread_join(rt[i], NULL);
