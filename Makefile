@@ -12,11 +12,16 @@
 #   SANITIZER=address|undefined|thread   instrumented build in build/<sanitizer>
 #   OPT=-O2                              optimization flags
 #   NATIVE=1                             -march=native
-#   CUDA=1                               reserved for the CUDA kernels (kernels/cuda/)
+#   CUDA=1                               also build the CUDA backend (kernels/cuda/*.cu, nvcc,
+#                                        cuBLAS) into build/<cfg>-cuda; NVCC=, CUDA_HOME=,
+#                                        CUDA_ARCH= override the compiler and targets
+#   make test-cuda                       CUDA=1 build, then the kernel and BERT suites with
+#                                        LX_REQUIRE_CUDA=1 (a missing GPU fails, not skips)
 #
 # -D macros used in the sources:
 #   UNIT_TESTING     set for test binaries (cmocka's allocators in tests)
 #   LX_CUDA          set when CUDA=1
+# Environment read by tests: LX_REQUIRE_CUDA=1 (CUDA suites fail instead of skip)
 
 CC       ?= cc
 OPT      ?= -O2
@@ -24,12 +29,12 @@ SANITIZER ?=
 NATIVE   ?=
 CUDA     ?=
 
-CFG      := $(if $(SANITIZER),$(SANITIZER),release)
+CFG      := $(if $(SANITIZER),$(SANITIZER),release)$(if $(filter 1,$(CUDA)),-cuda)
 BUILD    := build/$(CFG)
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS   := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP -fno-strict-aliasing
-LDLIBS   := -llmdb -lxxhash -ljansson -lutf8proc -lstemmer -lstreamvbyte -lroaring -levent -levent_pthreads -lm -lpthread
+LDLIBS   := -lopenblas -llmdb -lxxhash -ljansson -lutf8proc -lstemmer -lstreamvbyte -lroaring -levent -levent_pthreads -lm -lpthread
 ifeq ($(NATIVE),1)
 CFLAGS   += -march=native
 endif
@@ -52,7 +57,23 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 SETTINGS := $(BUILD)/.make-settings
 
-.PHONY: all test check-deps fuzz eval quality-gate clean FORCE
+# CUDA=1: kernels/cuda/*.cu into liblexis.a. sm_90 code for H100/H200 plus
+# compute_80 PTX that any newer GPU's driver compiles at load.
+ifeq ($(CUDA),1)
+CUDA_HOME ?= /usr/local/cuda
+NVCC     ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+NVFLAGS  := -std=c++17 -O3 $(CUDA_ARCH) -MMD -MP -DLX_CUDA -Xcompiler -Wall
+CU_SRC   := $(wildcard kernels/cuda/*.cu)
+CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
+LIB_OBJ  += $(CU_OBJ)
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+$(BUILD)/%.o: %.cu $(SETTINGS) kernels/kernels.h kernels/kernels_impl.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+endif
+
+.PHONY: all test test-cuda check-deps fuzz eval quality-gate clean FORCE
 
 all: $(BUILD)/lexis $(AUX_BIN)
 
@@ -76,8 +97,19 @@ $(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/liblexis.a
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/liblexis.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# BERT throughput (tools/bench/bert-*.sh run it beside the PyTorch peer).
+$(BUILD)/bert-bench: $(BUILD)/tools/bench/bert-bench.o $(BUILD)/liblexis.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 test: all $(TEST_BIN)
 	@LEXIS=$(BUILD)/lexis BUILD=$(BUILD) tests/run-all.sh $(TEST_BIN)
+	@$(if $(filter 1,$(CUDA)),,echo "make test: CUDA tests SKIPPED (built without CUDA=1; run 'make test-cuda' on a machine with a GPU)")
+
+# The CUDA suites on a GPU machine: build with CUDA=1 and fail if no GPU.
+test-cuda:
+	@$(MAKE) --no-print-directory CUDA=1 build/release-cuda/test_kernels_ops build/release-cuda/test_bert
+	LX_REQUIRE_CUDA=1 build/release-cuda/test_kernels_ops
+	LX_REQUIRE_CUDA=1 build/release-cuda/test_bert
 
 check-deps:
 	@tools/check-deps.sh
@@ -102,5 +134,5 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.d) $(AUX_SRC:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.d) $(AUX_SRC:%.c=$(BUILD)/%.d)
 .SECONDARY:
