@@ -158,7 +158,11 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
     size_t worst = (cnt + 3) / 4 + 4 * (size_t)cnt;
     uint32_t prev = i ? idx_block_last(p, i - 1) : 0;
     if (off + dbytes + worst > p->data_size) {
-        if (idx_svb_size(d, dbytes, cnt) != dbytes
+        /* idx_svb_size returns 0 for "does not fit", so an empty stream
+         * (no doc bytes, or no tf bytes) would match it; with cnt >= 1 a
+         * real stream is at least 2 bytes. */
+        if (dbytes == 0 || dbytes == blen
+            || idx_svb_size(d, dbytes, cnt) != dbytes
             || idx_svb_size(d + dbytes, blen - dbytes, cnt) != blen - dbytes)
             return LX_E_CORRUPT;
         idx_svb_delta_decode(d, docs, cnt, prev);
