@@ -16,6 +16,7 @@ const char srv_page_html[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>lexis search</title>\n"
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<style>\n"
     "  :root { --fg: #1d2025; --muted: #687080; --line: #dfe3ea; --accent: #2957c7; --mark: #ffe28a; }\n"
     "  * { box-sizing: border-box; }\n"
