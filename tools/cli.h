@@ -41,6 +41,20 @@ int cli_fail(int rc, const char *what, const char *detail);
  * on failure. Returns 0 or an exit code. */
 int cli_open_index(const char *path, int rdonly, idx_env **out);
 
+/* Opens an existing index and its writer (taking the write lock). On
+ * failure prints why, leaves nothing open and returns an exit code. */
+int cli_open_writer(const char *path, idx_env **env, idx_writer **w);
+
+/* An index opened read-only with a query engine and one snapshot. */
+typedef struct cli_searcher {
+    idx_env *env;
+    qry_engine *q;
+    idx_reader *r;
+} cli_searcher;
+/* On failure prints why, leaves nothing open and returns an exit code. */
+int cli_searcher_open(const char *path, cli_searcher *s);
+void cli_searcher_close(cli_searcher *s);       /* safe on a zeroed one */
+
 /* Parses numbers strictly (whole string). Return 0 or -1. */
 int cli_parse_u32(const char *s, uint32_t *out);
 int cli_parse_float(const char *s, float *out);

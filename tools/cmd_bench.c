@@ -105,17 +105,18 @@ int cmd_bench(int argc, char **argv)
     int rc = cli_queries_load(queries, &qs, &nq, &skipped);
     if (rc)
         return rc;
-    idx_env *env;
-    if ((rc = cli_open_index(argv[optind], 1, &env)) != 0) {
+    cli_searcher se;
+    if ((rc = cli_searcher_open(argv[optind], &se)) != 0) {
         cli_queries_free(qs, nq);
         return rc;
     }
-    qry_engine *q = NULL;
-    idx_reader *r = NULL;
+    idx_env *env = se.env;
+    qry_engine *q = se.q;
+    idx_reader *r = se.r;
     double *lat = malloc((nq * repeat + 1) * sizeof *lat);
     int out = CLI_OK;
-    if (!lat || (rc = qry_engine_open(env, &q)) || (rc = idx_reader_open(env, &r))) {
-        out = cli_fail(rc ? rc : LX_E_NOMEM, argv[optind], NULL);
+    if (!lat) {
+        out = cli_fail(LX_E_NOMEM, argv[optind], NULL);
         goto out_free;
     }
     uint64_t hits = 0, scored = 0;
@@ -178,9 +179,7 @@ int cmd_bench(int argc, char **argv)
     }
 out_free:
     free(lat);
-    idx_reader_close(r);
-    qry_engine_close(q);
-    idx_env_close(env);
+    cli_searcher_close(&se);
     cli_queries_free(qs, nq);
     return out;
 }

@@ -16,15 +16,10 @@ int cmd_delete(int argc, char **argv)
         return CLI_USAGE;
     }
     idx_env *env;
-    int rc = cli_open_index(argv[1], 0, &env);
+    idx_writer *w;
+    int rc = cli_open_writer(argv[1], &env, &w);
     if (rc)
         return rc;
-    idx_writer *w;
-    if ((rc = idx_writer_open(env, NULL, &w)) != 0) {
-        int out = cli_fail(rc, argv[1], idx_env_errmsg(env));
-        idx_env_close(env);
-        return out;
-    }
     int missing = 0, deleted = 0;
     for (int i = 2; i < argc; i++) {
         rc = idx_writer_delete(w, argv[i], strlen(argv[i]));

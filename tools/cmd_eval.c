@@ -265,21 +265,17 @@ int cmd_eval(int argc, char **argv)
 
     cli_query *qs = NULL;
     size_t nq = 0, skipped;
-    idx_env *env = NULL;
-    qry_engine *q = NULL;
-    idx_reader *r = NULL;
+    cli_searcher se = { 0 };
     ranking rk = { 0 };
     int out = CLI_OK;
     if ((rc = cli_queries_load(queries, &qs, &nq, &skipped)) != 0) {
         qry_qrels_free(qrels);
         return rc;
     }
-    if ((out = cli_open_index(argv[optind], 1, &env)) != 0)
+    if ((out = cli_searcher_open(argv[optind], &se)) != 0)
         goto out_free;
-    if ((rc = qry_engine_open(env, &q)) || (rc = idx_reader_open(env, &r))) {
-        out = cli_fail(rc, argv[optind], NULL);
-        goto out_free;
-    }
+    qry_engine *q = se.q;
+    idx_reader *r = se.r;
     size_t njudged;
     const char *const *judged = qry_qrels_queries(qrels, &njudged);
     report_header(&t);
@@ -320,9 +316,7 @@ int cmd_eval(int argc, char **argv)
     report_summary(&t, njudged);
 out_free:
     ranking_free(&rk);
-    idx_reader_close(r);
-    qry_engine_close(q);
-    idx_env_close(env);
+    cli_searcher_close(&se);
     cli_queries_free(qs, nq);
     qry_qrels_free(qrels);
     return out;

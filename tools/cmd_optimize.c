@@ -18,15 +18,10 @@ int cmd_optimize(int argc, char **argv)
         return CLI_USAGE;
     }
     idx_env *env;
-    int rc = cli_open_index(argv[1], 0, &env);
+    idx_writer *w;
+    int rc = cli_open_writer(argv[1], &env, &w);
     if (rc)
         return rc;
-    idx_writer *w;
-    if ((rc = idx_writer_open(env, NULL, &w)) != 0) {
-        int out = cli_fail(rc, argv[1], idx_env_errmsg(env));
-        idx_env_close(env);
-        return out;
-    }
     uint32_t before = 0;
     double t0 = lx_now();
     rc = idx_writer_merge(w, &before);

@@ -126,17 +126,13 @@ int cmd_search(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *query = argv[optind + 1];
-    idx_env *env;
-    if ((rc = cli_open_index(argv[optind], 1, &env)) != 0)
+    cli_searcher se;
+    if ((rc = cli_searcher_open(argv[optind], &se)) != 0)
         return rc;
-    qry_engine *q = NULL;
-    idx_reader *r = NULL;
+    qry_engine *q = se.q;
+    idx_reader *r = se.r;
     qry_result res;
     int out = CLI_OK;
-    if ((rc = qry_engine_open(env, &q)) || (rc = idx_reader_open(env, &r))) {
-        out = cli_fail(rc, argv[optind], NULL);
-        goto out_close;
-    }
     double t0 = lx_now();
     rc = cli_prf_search(&o.prf, q, r, query, strlen(query), &o.qp, &res);
     double took = (lx_now() - t0) * 1000;
@@ -185,9 +181,7 @@ int cmd_search(int argc, char **argv)
     else
         printf("(%u hits in %.3f ms)\n", res.n, took);
 out_close:
-    idx_reader_close(r);
-    qry_engine_close(q);
-    idx_env_close(env);
+    cli_searcher_close(&se);
     return out;
 }
 
@@ -205,19 +199,15 @@ int cmd_run(int argc, char **argv)
     size_t nq, skipped;
     if ((rc = cli_queries_load(o.queries, &qs, &nq, &skipped)) != 0)
         return rc;
-    idx_env *env;
-    if ((rc = cli_open_index(argv[optind], 1, &env)) != 0) {
+    cli_searcher se;
+    if ((rc = cli_searcher_open(argv[optind], &se)) != 0) {
         cli_queries_free(qs, nq);
         return rc;
     }
-    qry_engine *q = NULL;
-    idx_reader *r = NULL;
+    qry_engine *q = se.q;
+    idx_reader *r = se.r;
     int out = CLI_OK;
     double t0 = lx_now();
-    if ((rc = qry_engine_open(env, &q)) || (rc = idx_reader_open(env, &r))) {
-        out = cli_fail(rc, argv[optind], NULL);
-        goto out_close;
-    }
     for (size_t i = 0; i < nq; i++) {
         qry_result res;
         rc = cli_prf_search(&o.prf, q, r, qs[i].text, qs[i].text_len, &o.qp, &res);
@@ -240,8 +230,6 @@ int cmd_run(int argc, char **argv)
         out = CLI_PARTIAL;
 out_close:
     cli_queries_free(qs, nq);
-    idx_reader_close(r);
-    qry_engine_close(q);
-    idx_env_close(env);
+    cli_searcher_close(&se);
     return out;
 }

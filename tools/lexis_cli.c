@@ -26,6 +26,42 @@ int cli_open_index(const char *path, int rdonly, idx_env **out)
     return 0;
 }
 
+int cli_open_writer(const char *path, idx_env **env, idx_writer **w)
+{
+    int rc = cli_open_index(path, 0, env);
+    if (rc)
+        return rc;
+    if ((rc = idx_writer_open(*env, NULL, w)) != 0) {
+        int out = cli_fail(rc, path, idx_env_errmsg(*env));
+        idx_env_close(*env);
+        *env = NULL;
+        return out;
+    }
+    return 0;
+}
+
+int cli_searcher_open(const char *path, cli_searcher *s)
+{
+    memset(s, 0, sizeof *s);
+    int rc = cli_open_index(path, 1, &s->env);
+    if (rc)
+        return rc;
+    if ((rc = qry_engine_open(s->env, &s->q)) || (rc = idx_reader_open(s->env, &s->r))) {
+        int out = cli_fail(rc, path, NULL);
+        cli_searcher_close(s);
+        return out;
+    }
+    return 0;
+}
+
+void cli_searcher_close(cli_searcher *s)
+{
+    idx_reader_close(s->r);
+    qry_engine_close(s->q);
+    idx_env_close(s->env);
+    memset(s, 0, sizeof *s);
+}
+
 int cli_parse_u32(const char *s, uint32_t *out)
 {
     char *end;
