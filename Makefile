@@ -67,7 +67,7 @@ NVFLAGS  := -std=c++17 -O3 $(CUDA_ARCH) -MMD -MP -DLX_CUDA -Xcompiler -Wall
 CU_SRC   := $(wildcard kernels/cuda/*.cu)
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 LIB_OBJ  += $(CU_OBJ)
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 $(BUILD)/%.o: %.cu $(SETTINGS) kernels/kernels.h kernels/kernels_impl.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@

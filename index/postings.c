@@ -134,8 +134,11 @@ static int idx_block_bounds(const idx_plist *p, uint32_t i, size_t *off, size_t 
     return 0;
 }
 
-/* 1 if v[0..n) strictly increases. Written branch-free for the vectorizer. */
+/* 1 if v[0..n) strictly increases. Written branch-free for the vectorizer
+ * (GCC does not vectorize at -O2 unless asked; clang does). */
+#if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("tree-vectorize")))
+#endif
 static int strictly_increasing(const uint32_t *v, uint32_t n)
 {
     uint32_t bad = 0;

@@ -74,7 +74,17 @@ int kn_backend_open(kn_backend **out, int kind, const kn_backend_params *p)
         free(be);
         return rc;
     }
+    be->profile = p->profile;
     *out = be;
+    return 0;
+}
+
+int kn_backend_profile(const kn_backend *be, double *seconds, long *calls)
+{
+    if (!be->profile)
+        return LX_E_UNSUPPORTED;
+    memcpy(seconds, be->prof_sec, sizeof be->prof_sec);
+    memcpy(calls, be->prof_calls, sizeof be->prof_calls);
     return 0;
 }
 
@@ -391,9 +401,21 @@ int kn_backend_run(kn_backend *be, const kn_op_args *a)
     int rc = kn_op_check(a, be->err, sizeof be->err);
     if (rc != 0)
         return rc;
+    double t0 = 0;
+    if (be->profile) {
+        be->i.sync(be->ctx);
+        t0 = lx_now();
+    }
     if (be->i.supports_op(be->ctx, a))
-        return be->i.run(be->ctx, a, be->err, sizeof be->err);
-    return run_fallback(be, a);
+        rc = be->i.run(be->ctx, a, be->err, sizeof be->err);
+    else
+        rc = run_fallback(be, a);
+    if (be->profile) {
+        be->i.sync(be->ctx);
+        be->prof_sec[a->op] += lx_now() - t0;
+        be->prof_calls[a->op]++;
+    }
+    return rc;
 }
 
 // --- typed wrappers ---------------------------------------------------------

@@ -190,6 +190,7 @@ typedef struct kn_backend_params {
     int n_threads;      /* CPU: threads for ops and OpenBLAS; 0 = all cores */
     int reference;      /* CPU: 1 = run every op by its scalar reference (slow; the oracle) */
     int device;         /* CUDA: device ordinal */
+    int profile;        /* 1: time every op (synchronizing after each); see kn_backend_profile */
 } kn_backend_params;
 kn_backend_params kn_backend_default_params(void);
 
@@ -204,6 +205,9 @@ int  kn_backend_device(const kn_backend *be);       /* enum kn_device of its mem
  * of file"); borrowed, valid until the next call on be. */
 const char *kn_backend_errmsg(const kn_backend *be);
 int  kn_backend_sync(kn_backend *be);              /* wait for queued work */
+/* With params.profile: seconds spent and calls made per op since open
+ * (arrays of KN_OP_COUNT, filled); returns LX_E_UNSUPPORTED otherwise. */
+int  kn_backend_profile(const kn_backend *be, double *seconds, long *calls);
 
 /* Memory in the backend's space. kn_tensor_alloc gives a contiguous tensor
  * that owns its memory (free with kn_tensor_free; a tensor that does not

@@ -31,6 +31,9 @@ struct kn_backend {
     struct kn_backend_i i;
     void *ctx;
     struct kn_backend *cpu;      /* fallback (NULL for the CPU backend itself) */
+    int profile;
+    double prof_sec[KN_OP_COUNT];
+    long prof_calls[KN_OP_COUNT];
     char err[512];
 };
 

@@ -249,6 +249,15 @@ static tcase *make_cases(int *n)
         c->kind[1] = K_MAT; c->sh[1][0] = 300; c->sh[1][1] = 256;
         c->dsh[0] = 200; c->dsh[1] = 300;
     }
+    for (int act = KN_ACT_NONE; act <= KN_ACT_RELU; act += 2) {   /* aligned rows: cuBLASLt bias epilogue */
+        tcase *c = &cs[k++];
+        c->name = act ? "matmul-64+bias+relu" : "matmul-64+bias";
+        c->a = (kn_op_args){.op = KN_OP_MATMUL, .act = act};
+        c->kind[0] = K_MAT; c->sh[0][0] = 77; c->sh[0][1] = 64;
+        c->kind[1] = K_MAT; c->sh[1][0] = 136; c->sh[1][1] = 64;
+        c->kind[2] = K_VEC; c->sh[2][0] = 136;
+        c->dsh[0] = 77; c->dsh[1] = 136;
+    }
     for (int res = 0; res < 2; res++) {
         tcase *c = &cs[k++];
         c->name = res ? "layernorm+residual" : "layernorm";

@@ -28,6 +28,7 @@
  *                log1p(relu(z + b)) and an integer atomicMax per
  *                (sequence, term); see splade_pool below
  */
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -48,6 +49,9 @@ extern "C" {
 struct cuda_ctx {
     int device;
     cublasHandle_t blas;
+    cublasLtHandle_t lt;       /* GEMMs with the bias fused (epilogue) */
+    void *lt_ws;               /* cuBLASLt workspace */
+    size_t lt_ws_size;
     cudaStream_t stream;
     void *scratch;             /* grow-only device scratch (splade logits, maps) */
     size_t scratch_size;
@@ -131,28 +135,32 @@ __global__ void k_bias_act(T *y, long long R, int C, long long ld_y, const float
     }
 }
 
+/* One block per row; the row (x + residual) is read once into shared
+ * memory as F32, so dst may alias either input. */
 template <typename T>
 __global__ void k_norm(T *y, long long ld_y, const T *x, long long ld_x, const T *res, long long ld_r,
                        const float *g, const float *b, int C, float eps, int rms)
 {
+    extern __shared__ float rowv[];
     long long r = blockIdx.x;
     const T *xr = x + r * ld_x;
     const T *rr = res ? res + r * ld_r : nullptr;
     T *yr = y + r * ld_y;
     float s = 0;
-    for (int c = threadIdx.x; c < C; c += blockDim.x)
-        s += ld(xr + c) + (rr ? ld(rr + c) : 0.0f);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = ld(xr + c) + (rr ? ld(rr + c) : 0.0f);
+        rowv[c] = v;
+        s += v;
+    }
     float mean = rms ? 0.0f : block_reduce(s, false) / C;
     float q = 0;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float v = ld(xr + c) + (rr ? ld(rr + c) : 0.0f) - mean;
+        float v = rowv[c] - mean;
         q += v * v;
     }
     float inv = rsqrtf(block_reduce(q, false) / C + eps);
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float v = ld(xr + c) + (rr ? ld(rr + c) : 0.0f);
-        st(yr + c, (v - mean) * inv * g[c] + (b ? b[c] : 0.0f));
-    }
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        st(yr + c, (rowv[c] - mean) * inv * g[c] + (b ? b[c] : 0.0f));
 }
 
 template <typename T>
@@ -557,6 +565,53 @@ static int gemm(cuda_ctx *cx, void *d, kn_dtype dt, long long ld_d, const void *
     return 0;
 }
 
+/* dst = x w^T + bias (+ relu) in one cuBLASLt call with the bias in the
+ * epilogue, saving a read and write of dst. Returns 1 when cuBLASLt has no
+ * algorithm for it (the caller then runs gemm + k_bias_act). */
+static int gemm_lt_bias(cuda_ctx *cx, void *d, kn_dtype dt, long long ld_d, const void *x, long long ld_x,
+                        const void *w, long long ld_w, kn_dtype st_, int M, int N, int K, const float *bias, int relu)
+{
+    if (!cx->lt)
+        return 1;
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    int rc = 1;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    cudaDataType bt = CUDA_R_32F;
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    const float one = 1.0f, zero = 0.0f;
+    if (cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS)
+        goto out;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
+    if (cublasLtMatrixLayoutCreate(&la, cuda_type(st_), K, N, ld_w) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&lb, cuda_type(st_), K, M, ld_x) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&lc, cuda_type(dt), N, M, ld_d) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
+        goto out;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &cx->lt_ws_size,
+                                         sizeof cx->lt_ws_size);
+    if (cublasLtMatmulAlgoGetHeuristic(cx->lt, op, la, lb, lc, lc, pref, 1, &heur, &found) != CUBLAS_STATUS_SUCCESS ||
+        found == 0)
+        goto out;
+    if (cublasLtMatmul(cx->lt, op, &one, w, la, x, lb, &zero, d, lc, d, lc, &heur.algo, cx->lt_ws, cx->lt_ws_size,
+                       cx->stream) == CUBLAS_STATUS_SUCCESS)
+        rc = 0;
+out:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return rc;
+}
+
 template <typename T>
 static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen)
 {
@@ -570,6 +625,12 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
         int M = (int)kn_tensor_rows(s0), K = (int)kn_tensor_cols(s0), N = (int)kn_tensor_rows(s1);
         if (M == 0 || N == 0)
             return 0;
+        if (s2 && a->act != KN_ACT_GELU && sizeof(T) == 2 &&
+            gemm_lt_bias(cx, y, a->dst->dtype, LD(a->dst), s0->data, LD(s0), s1->data, LD(s1), s0->dtype, M, N, K,
+                         (const float *)s2->data, a->act == KN_ACT_RELU) == 0) {
+            CU_LAUNCHED();
+            return 0;
+        }
         int rc = gemm(cx, y, a->dst->dtype, LD(a->dst), s0->data, LD(s0), s1->data, LD(s1), s0->dtype, M, N, K, err, errlen);
         if (rc)
             return rc;
@@ -583,7 +644,9 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
     case KN_OP_RMSNORM:
         if (R == 0)
             return 0;
-        k_norm<T><<<(unsigned)R, C >= 512 ? 256 : 128, 0, st_>>>(y, LD(a->dst), (const T *)s0->data, LD(s0),
+        if ((size_t)C * 4 > 48 * 1024)
+            CU_TRY(cudaFuncSetAttribute(k_norm<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, C * 4));
+        k_norm<T><<<(unsigned)R, C >= 512 ? 256 : 128, (size_t)C * 4, st_>>>(y, LD(a->dst), (const T *)s0->data, LD(s0),
                                                                  s1 ? (const T *)s1->data : nullptr, s1 ? LD(s1) : 0,
                                                                  (const float *)s2->data,
                                                                  a->op == KN_OP_LAYERNORM ? (const float *)s3->data : nullptr,
@@ -798,6 +861,10 @@ static void cuda_close(void *ctx)
     cuda_ctx *cx = (cuda_ctx *)ctx;
     if (cx->scratch)
         cudaFree(cx->scratch);
+    if (cx->lt_ws)
+        cudaFree(cx->lt_ws);
+    if (cx->lt)
+        cublasLtDestroy(cx->lt);
     cublasDestroy(cx->blas);
     cudaStreamDestroy(cx->stream);
     free(cx);
@@ -828,6 +895,15 @@ extern "C" int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn
         return LX_E_UNSUPPORTED;
     }
     cublasSetStream(cx->blas, cx->stream);
+    /* cuBLASLt for bias epilogues; without it matmul still works (gemm + k_bias_act) */
+    cx->lt_ws_size = 32u << 20;
+    if (cublasLtCreate(&cx->lt) != CUBLAS_STATUS_SUCCESS || cudaMalloc(&cx->lt_ws, cx->lt_ws_size) != cudaSuccess) {
+        if (cx->lt)
+            cublasLtDestroy(cx->lt);
+        cx->lt = nullptr;
+        cx->lt_ws = nullptr;
+        cudaGetLastError();
+    }
     cudaDeviceGetAttribute(&cx->n_sm, cudaDevAttrMultiProcessorCount, p->device);
     i->name = "cuda";
     i->device = KN_DEV_CUDA;

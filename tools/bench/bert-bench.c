@@ -2,6 +2,7 @@
  *
  *   bert-bench [--backend cpu|cuda] [--threads N] [--batch B] [--seqs 128,256,512]
  *              [--iters K] [--paths encoder,splade] [--dtype bf16|f16|f32] [--dir DIR]
+ *              [--profile 1]   (per-op times; synchronizes after every op)
  *
  * Writes (once) a BERT-base-shaped checkpoint with random weights to DIR
  * (default /tmp/lexis-bert-base: 12 layers, hidden 768, 12 heads,
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
 {
     const char *backend = "cpu", *seqs = "128,256,512", *paths = "encoder,splade", *dir = "/tmp/lexis-bert-base";
     const char *dts = "bf16";
-    int threads = 0, batch = 8, iters = 3;
+    int threads = 0, batch = 8, iters = 3, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -142,6 +143,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--paths")) paths = v;
         else if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--dtype")) dts = v;
+        else if (!strcmp(a, "--profile")) profile = atoi(v);
         else {
             fprintf(stderr, "usage: bert-bench [--backend cpu|cuda] [--threads N] [--batch B] [--seqs 128,256] "
                             "[--iters K] [--paths encoder,splade] [--dtype bf16|f16|f32] [--dir DIR]\n");
@@ -156,6 +158,7 @@ int main(int argc, char **argv)
     }
     kn_backend_params bp = kn_backend_default_params();
     bp.n_threads = threads;
+    bp.profile = profile;
     kn_backend *be;
     rc = kn_backend_open(&be, strcmp(backend, "cuda") == 0 ? KN_BACKEND_CUDA : KN_BACKEND_CPU, &bp);
     if (rc) {
@@ -211,6 +214,22 @@ int main(int argc, char **argv)
                    batch / t, t * 1e3, fl / t / 1e12);
             fflush(stdout);
             free(ts);
+            double sec[KN_OP_COUNT];
+            long calls[KN_OP_COUNT];
+            static double prev[KN_OP_COUNT];   /* totals printed so far */
+            static long prevc[KN_OP_COUNT];
+            if (kn_backend_profile(be, sec, calls) == 0) {
+                double tot = 0;
+                for (int o = 0; o < KN_OP_COUNT; o++)
+                    tot += sec[o] - prev[o];
+                for (int o = 0; o < KN_OP_COUNT; o++) {
+                    if (calls[o] > prevc[o])
+                        printf("    %-12s %7.2f ms/batch %5.1f%%\n", kn_op_name((kn_op)o),
+                               (sec[o] - prev[o]) * 1e3 / (iters + 1), 100 * (sec[o] - prev[o]) / tot);
+                    prev[o] = sec[o];
+                    prevc[o] = calls[o];
+                }
+            }
         }
         free(ids);
         free(off);

@@ -28,7 +28,7 @@ $NVCC -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_8
 wait
 objs="$objs $out/obj/kn_cuda.o"
 CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v "$NVCC")")")}
-LIBS="-lopenblas -ljansson -lm -lpthread -L$CUDA_HOME/lib64 -lcublas -lcudart -lstdc++"
+LIBS="-lopenblas -ljansson -lm -lpthread -L$CUDA_HOME/lib64 -lcublasLt -lcublas -lcudart -lstdc++"
 for t in test_kernels_ops test_bert; do
     cc $CFLAGS -o "$out/$t" "tests/$t.c" $objs -lcmocka $LIBS
 done
