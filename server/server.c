@@ -39,7 +39,7 @@ void srv_buf_reset(srv_buf *b)
     }
 }
 
-static int srv_buf_reserve(srv_buf *b, size_t n)
+int srv_buf_reserve(srv_buf *b, size_t n)
 {
     if (b->failed)
         return -1;
@@ -310,6 +310,52 @@ int srv_server_run(srv_server *s)
 }
 
 void srv_server_stop(srv_server *s) { srv_http_stop(s); }
+
+int srv_server_call(srv_server *s, unsigned worker, const char *method, const char *target,
+                    const char *authorization, const char *body, size_t body_len,
+                    char **body_out, size_t *len_out, const char **ctype_out)
+{
+    if (!s || worker >= s->nworkers || !method || !target || !body_out || !len_out)
+        return LX_E_INVAL;
+    srv_request req;
+    memset(&req, 0, sizeof req);
+    req.method = SRV_M_OTHER;
+    for (int m = 0; m < SRV_M_OTHER; m++)
+        if (!strcmp(method, srv_method_names[m]))
+            req.method = m;
+    req.uri = target;
+    req.uri_len = strlen(target);
+    req.authorization = authorization;
+    req.body = body;
+    req.body_len = body ? body_len : 0;
+    req.t_start = lx_now();
+    srv_worker *w = &s->workers[worker];
+    srv_response resp;
+    srv_handle(w, &req, &resp);
+    srv_wjob *j = resp.deferred;
+    if (j) {
+        srv_writes_run_sync(s, j);
+        int route = resp.route;
+        srv_wjob_response(j, &resp);
+        resp.route = route;
+    }
+    srv_metrics_record(&w->m, resp.route, resp.status, resp.err, lx_now() - req.t_start,
+                       resp.body->len);
+    int status = resp.status;
+    *len_out = resp.body->len;
+    *body_out = malloc(resp.body->len + 1);
+    if (*body_out) {
+        if (resp.body->len)
+            memcpy(*body_out, resp.body->p, resp.body->len);
+        (*body_out)[resp.body->len] = '\0';
+    }
+    if (ctype_out)
+        *ctype_out = resp.content_type;
+    srv_wjob_free(j);
+    if (!*body_out)
+        return LX_E_NOMEM;
+    return status;
+}
 
 void srv_server_close(srv_server *s)
 {

@@ -107,6 +107,19 @@ int srv_server_run(srv_server *s);
  * from any thread and from a signal handler (it writes to an eventfd). */
 void srv_server_stop(srv_server *s);
 
+/* Answers one request on the calling thread, without sockets: what the
+ * server would answer to METHOD TARGET (e.g. "POST", "/search") with this
+ * Authorization value (or NULL) and body. For embedding, tests and for
+ * measuring what HTTP adds. `worker` (< threads) picks the worker context
+ * (query engine, buffers): one thread per worker at a time. A write is
+ * applied synchronously, so this must not be called while srv_server_run
+ * runs. *body_out (malloc'd, NUL-terminated; owned by the caller: free)
+ * and *len_out get the response body, *ctype_out its content type
+ * (static). Returns the HTTP status, or a negative code on bad arguments. */
+int srv_server_call(srv_server *s, unsigned worker, const char *method, const char *target,
+                    const char *authorization, const char *body, size_t body_len,
+                    char **body_out, size_t *len_out, const char **ctype_out);
+
 /* Frees everything; releases the writer lock. Does not close env. */
 void srv_server_close(srv_server *s);
 

@@ -50,6 +50,7 @@ typedef struct srv_buf {
 } srv_buf;
 
 void srv_buf_init(srv_buf *b);
+int srv_buf_reserve(srv_buf *b, size_t n);   /* room for n more bytes + NUL; 0 or -1 */
 void srv_buf_free(srv_buf *b);
 void srv_buf_reset(srv_buf *b);            /* len = 0, keeps memory */
 void srv_buf_add(srv_buf *b, const void *p, size_t n);
@@ -311,13 +312,24 @@ int srv_json_docs_parse(const char *body, size_t len, const char *const *fields,
 #define SRV_MAX_QTERMS 64
 #define SRV_MAX_HL 32
 
+#define SRV_WC_SLOTS 1024
+#define SRV_PRE2_SLOTS 256              /* > 2 * SRV_MAX_QTERMS */
+#define SRV_WC_MAX_WORD 64
+
+struct srv_wc;
 typedef struct srv_qterms {
     const char *t[SRV_MAX_QTERMS];    /* arena copies */
     uint16_t len[SRV_MAX_QTERMS];
     size_t n;
+    uint8_t first[256];               /* first byte of a term: 1 one-byte term, 2 longer */
+    uint16_t pre2[SRV_PRE2_SLOTS];    /* first two bytes of the terms (0 = empty) */
+    lx_arena *a;                      /* borrowed: where the cache lives */
+    struct srv_wc *wc;                /* word -> term cache (SRV_WC_SLOTS), or NULL */
+    size_t wc_n;
 } srv_qterms;
 
-/* The distinct analyzed terms of a query (the first SRV_MAX_QTERMS). */
+/* The distinct analyzed terms of a query (the first SRV_MAX_QTERMS), and
+ * an empty word cache, both in the arena (valid until it is reset). */
 int srv_qterms_collect(enc_analyzer *an, lx_arena *a, const char *q, size_t len, srv_qterms *out);
 
 typedef struct srv_snippet {
@@ -329,7 +341,7 @@ typedef struct srv_snippet {
  * `window` bytes around the densest run of query terms (the whole text if
  * window is 0), whitespace runs collapsed, "…" where cut; and the
  * highlighted words' offsets, in Unicode code points of the snippet. */
-int srv_snippet_make(enc_analyzer *an, const srv_qterms *qt, const char *text, size_t len,
+int srv_snippet_make(enc_analyzer *an, srv_qterms *qt, const char *text, size_t len,
                      size_t window, srv_buf *out, srv_snippet *sn);
 
 /* ---- auth.c, accesslog.c, page.c -------------------------------------------------------- */
