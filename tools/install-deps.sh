@@ -16,7 +16,7 @@ for a in "$@"; do
 done
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
-liblmdb-dev lmdb-utils libxxhash-dev libopenblas-dev libevent-dev libcmocka-dev
+liblmdb-dev lmdb-utils libxxhash-dev libopenblas-dev libopenblas0-pthread libevent-dev libcmocka-dev
 libjansson-dev libutf8proc-dev libstemmer-dev libstreamvbyte-dev libroaring-dev
 python3"
 if [ $WEB = 1 ]; then
