@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum {
@@ -167,6 +168,20 @@ int cmd_serve(int argc, char **argv)
             return CLI_ERROR;
         }
         p.access_log_fd = log_fd;
+    }
+
+    /* Each connection is a descriptor: take the hard limit, and say so
+     * when even that is below the connection limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)p.max_connections + 64)
+            fprintf(stderr, "lexis: warning: %llu open files allowed (ulimit -n), fewer than "
+                            "--max-connections %u needs\n",
+                    (unsigned long long)rl.rlim_cur, p.max_connections);
     }
 
     idx_env *env;
