@@ -100,6 +100,8 @@ static void tvec_merge(tvec *v)
 
 static void tvec_prune(tvec *v, size_t keep)
 {
+    if (v->n == 0)
+        return;                  /* qsort's pointer may not be NULL */
     qsort(v->t, v->n, sizeof *v->t, cmp_weight);
     for (size_t i = keep; i < v->n; i++)
         free(v->t[i].text);
