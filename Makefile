@@ -6,6 +6,7 @@
 #   make fuzz                build the libFuzzer targets (clang) into build/fuzz
 #   make eval                BM25 on every test collection: table + build/eval/results.json
 #   make quality-gate        make eval, then fail if a metric is below tests/quality-floors.tsv
+#   make bench               lexis vs Xapian vs SQLite FTS5: build/bench/report.json, latency.png
 #   make clean
 #
 # Knobs (persisted in $(BUILD)/.make-settings; changing one rebuilds):
@@ -121,6 +122,15 @@ eval: $(BUILD)/lexis
 
 quality-gate: eval
 	@tools/quality-gate.sh
+
+# lexis against Xapian and SQLite FTS5 on the same corpora and queries
+# (tools/bench/README.md). BENCH_CORPORA="debpkgs scifact synth2m" selects.
+.PHONY: bench
+bench: $(BUILD)/lexis $(BUILD)/gen-corpus $(BUILD)/deb2jsonl $(BUILD)/bench-lexis-lat
+	@LEXIS=$(BUILD)/lexis BUILD=$(BUILD) tools/bench/run.sh
+
+$(BUILD)/bench-lexis-lat: $(BUILD)/tools/bench/lexis-lat.o $(BUILD)/liblexis.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # libFuzzer targets: clang with -fsanitize=fuzzer,address,undefined.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
