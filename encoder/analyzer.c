@@ -161,42 +161,6 @@ static inline int enc_is_safe_starter(int32_t c)
            c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F;
 }
 
-/* Length (2..4) of the valid UTF-8 sequence starting at s[0] >= 0x80, its
- * code point in *cp; 0 when s[0] starts none: a stray continuation byte, an
- * overlong form, a surrogate, a value above U+10FFFF, C0/C1/F5-FF, or a
- * sequence cut by the end of the input. Reads at most `avail` bytes. */
-static inline size_t enc_utf8_decode(const unsigned char *s, size_t avail, int32_t *cp)
-{
-    unsigned c = s[0];
-    if (c < 0xC2)
-        return 0;
-    if (c < 0xE0) {
-        if (avail < 2 || (s[1] & 0xC0) != 0x80)
-            return 0;
-        *cp = (int32_t)(((c & 0x1Fu) << 6) | (s[1] & 0x3Fu));
-        return 2;
-    }
-    if (c < 0xF0) {
-        unsigned lo = c == 0xE0 ? 0xA0 : 0x80;     /* E0: no overlongs */
-        unsigned hi = c == 0xED ? 0x9F : 0xBF;     /* ED: no surrogates */
-        if (avail < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
-            return 0;
-        *cp = (int32_t)(((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu));
-        return 3;
-    }
-    if (c < 0xF5) {
-        unsigned lo = c == 0xF0 ? 0x90 : 0x80;     /* F0: no overlongs */
-        unsigned hi = c == 0xF4 ? 0x8F : 0xBF;     /* F4: <= U+10FFFF */
-        if (avail < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 ||
-            (s[3] & 0xC0) != 0x80)
-            return 0;
-        *cp = (int32_t)(((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) |
-                        ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu));
-        return 4;
-    }
-    return 0;
-}
-
 // --- stop words ------------------------------------------------------------
 
 /* Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET. */
@@ -757,7 +721,7 @@ int enc_analyzer_run(enc_analyzer *an, const char *text, size_t len,
                 i++;
                 continue;
             }
-        } else if (enc_utf8_decode(s + i, len - i, &cp) == 0) {
+        } else if (lx_utf8_decode(s + i, len - i, &cp) == 0) {
             i++;
             continue;
         }
@@ -772,7 +736,7 @@ int enc_analyzer_run(enc_analyzer *an, const char *text, size_t len,
                 i++;
                 continue;
             }
-            size_t k = enc_utf8_decode(s + i, len - i, &cp);
+            size_t k = lx_utf8_decode(s + i, len - i, &cp);
             if (k == 0)
                 break;
             if (fast && i - start >= an->piece_cap && i > start && enc_is_safe_starter(cp))

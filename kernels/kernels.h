@@ -115,6 +115,47 @@ static inline uint32_t lx_ld32be(const void *p) {
     return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
 }
 
+/* UTF-8: length (1..4) of the valid sequence at s and its code point in
+ * *cp; 0 when s starts none: a stray continuation byte, an overlong form, a
+ * surrogate, a value above U+10FFFF, C0/C1/F5-FF, or a sequence cut by the
+ * end of the input. Reads at most `avail` (>= 1) bytes. The one UTF-8
+ * decoder of the project: the analyzer, the CLI and the server use it. */
+static inline size_t lx_utf8_decode(const unsigned char *s, size_t avail, int32_t *cp)
+{
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = (int32_t)c;
+        return 1;
+    }
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0) {
+        if (avail < 2 || (s[1] & 0xC0) != 0x80)
+            return 0;
+        *cp = (int32_t)(((c & 0x1Fu) << 6) | (s[1] & 0x3Fu));
+        return 2;
+    }
+    if (c < 0xF0) {
+        unsigned lo = c == 0xE0 ? 0xA0 : 0x80;     /* E0: no overlongs */
+        unsigned hi = c == 0xED ? 0x9F : 0xBF;     /* ED: no surrogates */
+        if (avail < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
+            return 0;
+        *cp = (int32_t)(((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu));
+        return 3;
+    }
+    if (c < 0xF5) {
+        unsigned lo = c == 0xF0 ? 0x90 : 0x80;     /* F0: no overlongs */
+        unsigned hi = c == 0xF4 ? 0x8F : 0xBF;     /* F4: <= U+10FFFF */
+        if (avail < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 ||
+            (s[3] & 0xC0) != 0x80)
+            return 0;
+        *cp = (int32_t)(((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) |
+                        ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu));
+        return 4;
+    }
+    return 0;
+}
+
 /* Monotonic clock in seconds. */
 double lx_now(void);
 

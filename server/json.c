@@ -26,26 +26,6 @@
 
 /* ---- the writer ---------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t srv_utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
-    else return 0;
-    if (n < len) return 0;
-    cp = c & (0x7Fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 void srv_jw_str(srv_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -59,7 +39,8 @@ void srv_jw_str(srv_buf *b, const char *s, size_t n)
             i++;
             continue;
         }
-        size_t seq = c >= 0x80 ? srv_utf8_seq(p + i, n - i) : 0;
+        int32_t cp;
+        size_t seq = c >= 0x80 ? lx_utf8_decode(p + i, n - i, &cp) : 0;
         if (seq) {
             run += seq;
             i += seq;

@@ -93,27 +93,6 @@ int cli_parse_size_mb(const char *s, size_t *bytes)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
-    else return 0;
-    if (n < len) return 0;
-    unsigned cp = c & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 void cli_json_string(FILE *f, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -133,7 +112,8 @@ void cli_json_string(FILE *f, const char *s, size_t len)
         } else if (c < 0x80) {
             fputc((int)c, f); i++;
         } else {
-            size_t n = utf8_seq(p + i, len - i);
+            int32_t cp;
+            size_t n = lx_utf8_decode(p + i, len - i, &cp);
             if (n) { fwrite(p + i, 1, n, f); i += n; }
             else { fputs("\xEF\xBF\xBD", f); i++; }
         }
