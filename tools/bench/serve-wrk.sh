@@ -15,7 +15,12 @@
 #      10 s warm-up: requests/s, p50, p99, errors (which must be 0);
 #      with snippets (the default request) and without ("snippets": false,
 #      the same work as `lexis search --json`);
-#   3. the ratios: served requests/s / in-process requests/s;
+#   3. the ratios: served requests/s / in-process requests/s; and, since a
+#      shared machine's other processes move requests/s around, the CPU
+#      time per request: the server process's (user + system, from
+#      /proc/PID/stat, all threads) against serve-inproc's (thread CPU
+#      time): in-process CPU / served CPU is the share of the server's
+#      work that is the search itself, whatever else runs;
 #   4. the add-to-searchable delay: POST one document, search for it at
 #      once (keep-alive client), 100 times, idle and under a 16-connection
 #      search load, on a copy of the index.
@@ -102,20 +107,24 @@ t0=$(date +%s.%N)
 $PIN_SRV "$LEXIS" run "$IDX" --queries "$W/queries.jsonl" -k 10 > /dev/null 2>&1
 t1=$(date +%s.%N)
 RUN_QPS=$(echo "$NQ $t0 $t1" | awk '{ printf "%.0f", $1 / ($3 - $2) }')
-inproc() { $PIN_SRV "$W/serve-inproc" "$IDX" "$1" "$2" "$SERVE_THREADS" | sed -n 's/.*rps=\([0-9.]*\).*/\1/p'; }
-INPROC_QPS=$(inproc "$W/bodies.jsonl" 20)
-INPROC_NS_QPS=$(inproc "$W/bodies-nosnip.jsonl" 20)
+IP1=$($PIN_SRV "$W/serve-inproc" "$IDX" "$W/bodies.jsonl" 20 "$SERVE_THREADS")
+IP2=$($PIN_SRV "$W/serve-inproc" "$IDX" "$W/bodies-nosnip.jsonl" 20 "$SERVE_THREADS")
+INPROC_QPS=$(echo "$IP1" | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
+INPROC_NS_QPS=$(echo "$IP2" | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
+INPROC_CPU=$(echo "$IP1" | sed -n 's/.*cpu_us=\([0-9.]*\).*/\1/p')
+INPROC_NS_CPU=$(echo "$IP2" | sed -n 's/.*cpu_us=\([0-9.]*\).*/\1/p')
 {
 echo "in process: lexis bench (engine) ${ENGINE_QPS} q/s on 1 thread, ${ENGINE_QPS_T} q/s on $SERVE_THREADS;" \
      "lexis run -k 10 (1 thread) ${RUN_QPS} q/s;"
-echo "            server handler without HTTP (serve-inproc, $SERVE_THREADS threads): ${INPROC_QPS} req/s with snippets, ${INPROC_NS_QPS} without"
+echo "            server handler without HTTP (serve-inproc, $SERVE_THREADS threads): ${INPROC_QPS} req/s with snippets, ${INPROC_NS_QPS} without;"
+echo "            CPU per request in process: ${INPROC_CPU} us with snippets, ${INPROC_NS_CPU} us without"
 } | tee -a "$OUT"
 
 # ---- 2. wrk ---------------------------------------------------------------------------------------
 $PIN_SRV "$LEXIS" serve "$IDX" --port 0 --threads "$SERVE_THREADS" --access-log off \
     > "$W/serve.out" 2> "$W/serve.err" &
 SPID=$!
-trap 'kill "$SPID" 2>/dev/null; [ -n "${LPID:-}" ] && kill "$LPID" 2>/dev/null; true' EXIT
+trap 'kill "$SPID" 2>/dev/null || true; [ -z "${LPID:-}" ] || kill "$LPID" 2>/dev/null || true' EXIT
 i=0
 URL=""
 while [ $i -lt 100 ] && [ -z "$URL" ]; do
@@ -125,28 +134,37 @@ while [ $i -lt 100 ] && [ -z "$URL" ]; do
 done
 [ -n "$URL" ] || die "lexis serve did not start: $(cat "$W/serve.err")"
 
-run_wrk() {   # CONNS DURATION BODIES -> RESULT line
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SPID/stat"; }
+run_wrk() {   # CONNS DURATION BODIES -> RESULT line + server_cpu_s=
     _t=$WRK_THREADS
     [ "$1" -lt "$_t" ] && _t=$1
-    $PIN_WRK wrk -t "$_t" -c "$1" -d "${2}s" --timeout 10s --latency -s tools/bench/queries.lua "$URL" -- "$3" \
-        | grep '^RESULT'
+    _c0=$(cpu_ticks)
+    _r=$($PIN_WRK wrk -t "$_t" -c "$1" -d "${2}s" --timeout 10s --latency -s tools/bench/queries.lua "$URL" -- "$3" \
+        | grep '^RESULT')
+    _c1=$(cpu_ticks)
+    echo "$_r server_cpu_s=$(echo "$_c0 $_c1 $TCK" | awk '{ printf "%.2f", ($2 - $1) / $3 }')"
 }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 run_wrk 16 10 "$W/bodies.jsonl" > /dev/null      # warm-up
 
-printf '%-10s %-6s %10s %9s %9s %9s %7s %8s\n' variant conns "req/s" "p50 ms" "p99 ms" "max ms" errors ratio | tee -a "$OUT"
+printf '%-9s %-5s %8s %8s %8s %8s %6s %6s %7s %8s\n' variant conns "req/s" "p50 ms" "p99 ms" "max ms" errors ratio "cpu us" "cpu rat" | tee -a "$OUT"
 for variant in snippets plain; do
-    if [ $variant = snippets ]; then B=$W/bodies.jsonl BASE=$INPROC_QPS; else B=$W/bodies-nosnip.jsonl BASE=$INPROC_NS_QPS; fi
+    if [ $variant = snippets ]; then B=$W/bodies.jsonl BASE=$INPROC_QPS BCPU=$INPROC_CPU
+    else B=$W/bodies-nosnip.jsonl BASE=$INPROC_NS_QPS BCPU=$INPROC_NS_CPU; fi
     for c in $CONNS; do
         r=$(run_wrk "$c" "$DURATION" "$B")
         rps=$(field "$r" rps)
         ratio=$(echo "$rps $BASE" | awk '{ printf "%.2f", $1 / $2 }')
-        printf '%-10s %-6s %10.0f %9s %9s %9s %7s %8s\n' $variant "$c" "$rps" "$(field "$r" p50_ms)" \
-            "$(field "$r" p99_ms)" "$(field "$r" max_ms)" "$(field "$r" errors)" "$ratio" | tee -a "$OUT"
+        cpu=$(echo "$(field "$r" server_cpu_s) $(field "$r" requests)" | awk '{ printf "%.1f", $1 * 1e6 / $2 }')
+        cratio=$(echo "$BCPU $cpu" | awk '{ printf "%.2f", $1 / $2 }')
+        printf '%-9s %-5s %8.0f %8s %8s %8s %6s %6s %7s %8s\n' $variant "$c" "$rps" "$(field "$r" p50_ms)" \
+            "$(field "$r" p99_ms)" "$(field "$r" max_ms)" "$(field "$r" errors)" "$ratio" "$cpu" "$cratio" | tee -a "$OUT"
         echo "  $variant c=$c: $r" >> "$W/wrk-raw.txt"
     done
 done
-echo "ratio = served req/s / in-process req/s of the same handler (serve-inproc, $SERVE_THREADS threads)" | tee -a "$OUT"
+echo "ratio = served req/s / in-process req/s of the same handler (serve-inproc, $SERVE_THREADS threads);" | tee -a "$OUT"
+echo "cpu us = the server's CPU time per request; cpu rat = in-process CPU per request / served" | tee -a "$OUT"
 echo "plain (no snippets) vs lexis bench (engine only, $SERVE_THREADS threads) at 16 connections: see below" >> "$OUT"
 plain16=$(grep '^plain *16 ' "$OUT" | awk '{ print $3 }')
 [ -n "$plain16" ] && echo "plain c=16 / engine: $(echo "$plain16 $ENGINE_QPS_T" | awk '{ printf "%.2f", $1 / $2 }');" \
