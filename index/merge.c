@@ -168,7 +168,7 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
         free(tids);
         goto out;
     }
-    qsort(tids, ntids, sizeof *tids, cmp_u32);
+    lx_sort(tids, ntids, sizeof *tids, cmp_u32);
     if ((rc = idx_store_drop_all(w, IDX_DB_POSTINGS)) != 0) {
         free(tids);
         goto out;

@@ -570,7 +570,7 @@ static int flush_delete_committed(flush_state *fs, uint32_t docid)
             return rc;
     }
     if (fs->nterms > 1)
-        qsort(fs->terms, fs->nterms, sizeof *fs->terms, cmp_lterm);
+        lx_sort(fs->terms, fs->nterms, sizeof *fs->terms, cmp_lterm);
     for (size_t i = 0; i < fs->nterms;) {
         size_t j = i + 1;
         while (j < fs->nterms && cmp_lterm(&fs->terms[i], &fs->terms[j]) == 0)
@@ -694,7 +694,7 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
     }
 
     /* 3. Terms: statistics and ids, in term order (LMDB likes sorted puts). */
-    qsort(terms, nterms, sizeof *terms, cmp_wterm_text);
+    lx_sort(terms, nterms, sizeof *terms, cmp_wterm_text);
     uint32_t maxn = 0;
     for (size_t i = 0; i < nterms; i++)
         if (terms[i]->n > maxn)
@@ -757,7 +757,7 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
         lx_st32(sv + 20, (uint32_t)h);
 
         /* 5. Postings, in term id order. */
-        qsort(terms, nterms, sizeof *terms, cmp_wterm_id);
+        lx_sort(terms, nterms, sizeof *terms, cmp_wterm_id);
         for (size_t i = 0; i < nterms; i++) {
             wterm *wt = terms[i];
             if (wt->term_id == UINT32_MAX)

@@ -102,6 +102,17 @@ static inline uint64_t lx_ld64(const void *p) { uint64_t v; __builtin_memcpy(&v,
 static inline float    lx_ldf(const void *p)  { float v;    __builtin_memcpy(&v, p, 4); return v; }
 static inline void lx_st32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
 static inline void lx_st64(void *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+
+/* qsort that accepts an empty array. C says qsort's pointer must be valid
+ * even when n is 0, and an empty vector here is often NULL (UBSan flags
+ * it); every sort in the project goes through this one. */
+#include <stdlib.h>
+static inline void lx_sort(void *base, size_t n, size_t size,
+                           int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
 static inline void lx_stf(void *p, float v)     { __builtin_memcpy(p, &v, 4); }
 
 /* Big-endian u32, for LMDB keys that must sort numerically. */

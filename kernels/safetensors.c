@@ -195,14 +195,14 @@ static int st_parse(kn_st_file *f, const char *path, char *err, size_t errlen)
     }
     for (int i = 0; i < f->n; i++)
         by[i] = &f->e[i];
-    qsort(by, (size_t)f->n, sizeof *by, cmp_begin);
+    lx_sort(by, (size_t)f->n, sizeof *by, cmp_begin);
     for (int i = 1; i < f->n && rc == 0; i++)
         if (by[i]->begin < by[i - 1]->end && by[i]->begin != by[i]->end && by[i - 1]->begin != by[i - 1]->end)
             rc = st_fail(err, errlen, path, "tensors \"%s\" and \"%s\" overlap in the data area",
                          by[i - 1]->name, by[i]->name);
     free(by);
     if (rc == 0)
-        qsort(f->e, (size_t)f->n, sizeof *f->e, cmp_name);
+        lx_sort(f->e, (size_t)f->n, sizeof *f->e, cmp_name);
 out_root:
     json_decref(root);
     if (rc != 0)

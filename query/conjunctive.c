@@ -23,7 +23,7 @@ uint64_t qry_run_conjunctive(qry_cursor **cs, uint32_t n, qry_topk *t)
     uint64_t scored = 0;
     if (n == 0)
         return 0;
-    qsort(cs, n, sizeof *cs, by_len);
+    lx_sort(cs, n, sizeof *cs, by_len);
     uint32_t d = cs[0]->doc;
     while (d != QRY_END) {
         uint32_t i;

@@ -149,7 +149,7 @@ int qry_qrels_load(const char *path, qry_qrels **out, char *err, size_t errcap)
         if (!seen)
             q->queries[q->nq++] = q->j[i].qid;
     }
-    qsort(q->j, q->n, sizeof *q->j, cmp_judgment);
+    lx_sort(q->j, q->n, sizeof *q->j, cmp_judgment);
     /* queries[] stays valid: sorting moves the structs, not the strings. */
     *out = q;
     return 0;
@@ -219,7 +219,7 @@ int qry_eval_query(const qry_qrels *q, const char *qid, qry_ranked *docs, size_t
     for (size_t i = first; i < last; i++)
         if (q->j[i].rel > 0)
             all[na++] = q->j[i].rel;
-    qsort(all, na, sizeof *all, cmp_int_desc);
+    lx_sort(all, na, sizeof *all, cmp_int_desc);
     for (size_t i = 0; i < na && i < 10; i++)
         gains[ngains++] = all[i];
     free(all);
@@ -227,7 +227,7 @@ int qry_eval_query(const qry_qrels *q, const char *qid, qry_ranked *docs, size_t
     for (size_t i = 0; i < ngains; i++)
         idcg += gains[i] / log2((double)i + 2);
 
-    qsort(docs, n, sizeof *docs, cmp_ranked);
+    lx_sort(docs, n, sizeof *docs, cmp_ranked);
     double dcg = 0, sum_prec = 0;
     size_t rel_seen = 0, rel10 = 0, rel100 = 0, rel1000 = 0;
     for (size_t i = 0; i < n; i++) {

@@ -37,7 +37,7 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t)
     double acc[QRY_WINDOW];
     uint64_t bits[QRY_WINDOW / 64];
     uint64_t scored = 0;
-    qsort(cs, n, sizeof *cs, by_bound);
+    lx_sort(cs, n, sizeof *cs, by_bound);
     double sum = 0;
     for (uint32_t i = 0; i < n; i++) {
         sum += cs[i]->max_score;

@@ -85,7 +85,7 @@ static void tvec_merge(tvec *v)
 {
     if (v->n == 0)
         return;
-    qsort(v->t, v->n, sizeof *v->t, cmp_text);
+    lx_sort(v->t, v->n, sizeof *v->t, cmp_text);
     size_t o = 0;
     for (size_t i = 1; i < v->n; i++) {
         if (cmp_text(&v->t[o], &v->t[i]) == 0) {
@@ -102,7 +102,7 @@ static void tvec_prune(tvec *v, size_t keep)
 {
     if (v->n == 0)
         return;                  /* qsort's pointer may not be NULL */
-    qsort(v->t, v->n, sizeof *v->t, cmp_weight);
+    lx_sort(v->t, v->n, sizeof *v->t, cmp_weight);
     for (size_t i = keep; i < v->n; i++)
         free(v->t[i].text);
     if (v->n > keep)

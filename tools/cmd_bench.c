@@ -141,7 +141,7 @@ int cmd_bench(int argc, char **argv)
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += lat[i];
-    qsort(lat, n, sizeof *lat, cmp_double);
+    lx_sort(lat, n, sizeof *lat, cmp_double);
     double mean = n ? sum / (double)n : 0;
     double p50 = n ? lat[n / 2] : 0, p99 = n ? lat[(size_t)((double)(n - 1) * 0.99)] : 0;
     double mx = n ? lat[n - 1] : 0;
