@@ -151,12 +151,12 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
     }
     res->nterms = n;
 
-    qry_hit *heap = lx_arena_alloc(&q->arena, p->k * sizeof *heap);
-    double *scores = lx_arena_alloc(&q->arena, p->k * sizeof *scores);
-    if (!heap || !scores)
+    qry_topk_entry *heap = lx_arena_alloc(&q->arena, QRY_TOPK_ROOM(p->k) * sizeof *heap);
+    qry_hit *hits = lx_arena_alloc(&q->arena, p->k * sizeof *hits);
+    if (!heap || !hits)
         return LX_E_NOMEM;
     qry_topk t;
-    qry_topk_init(&t, heap, scores, p->k);
+    qry_topk_init(&t, heap, p->k);
 
     int algo = p->algo;
     if (p->conjunctive) {
@@ -181,8 +181,8 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
         res->postings += cs[i]->postings;
     }
     res->algo = algo;
-    res->n = qry_topk_finish(&t);
-    res->hits = heap;
+    res->n = qry_topk_finish(&t, hits);
+    res->hits = hits;
     return 0;
 }
 

@@ -80,19 +80,30 @@ float qry_cursor_block_bound(const qry_cursor *c);
 
 /* ---- top k ---------------------------------------------------------------------- */
 
+typedef struct qry_topk_entry {
+    double score;             /* exact: the double sum of float term parts */
+    uint32_t docid;
+} qry_topk_entry;
+
+/* Up to this k a heap, above it a buffer with selection (topk.c). */
+#define QRY_TOPK_HEAP_MAX 128
+/* Entries a top-k of k needs room for. */
+#define QRY_TOPK_ROOM(k) (2 * (k) + 16)
+
 typedef struct qry_topk {
-    qry_hit *heap;            /* min-heap on (score, -docid) */
-    double *scores;           /* exact double scores parallel to heap */
-    uint32_t k, n;
+    qry_topk_entry *e;        /* candidates, QRY_TOPK_ROOM(k); caller's memory */
+    uint32_t k, cap, n;
     double threshold;         /* k-th best score when full, else -1 */
 } qry_topk;
 
-void qry_topk_init(qry_topk *t, qry_hit *heap, double *scores, uint32_t k);
+/* buf: room for QRY_TOPK_ROOM(k) entries, owned by the caller. */
+void qry_topk_init(qry_topk *t, qry_topk_entry *heap, uint32_t k);
 /* Offers (doc, score); docs arrive in increasing id order, so an equal score
  * never displaces an earlier document. Returns 1 if it entered. */
 int qry_topk_push(qry_topk *t, uint32_t doc, double score);
-/* Sorts the heap into rank order (score desc, docid asc); returns count. */
-uint32_t qry_topk_finish(qry_topk *t);
+/* Writes the hits in rank order (score desc, docid asc) to out (room for k);
+ * returns the count. */
+uint32_t qry_topk_finish(qry_topk *t, qry_hit *out);
 
 static inline int qry_topk_would_enter(const qry_topk *t, double score)
 {
