@@ -3,6 +3,7 @@
  *   bert-bench [--backend cpu|cuda] [--threads N] [--batch B] [--seqs 128,256,512]
  *              [--iters K] [--paths encoder,splade] [--dtype bf16|f16|f32] [--dir DIR]
  *              [--profile 1]   (per-op times; synchronizes after every op)
+ *              [--ops 1]       (each op of one layer alone, at the batch's shape)
  *
  * Writes (once) a BERT-base-shaped checkpoint with random weights to DIR
  * (default /tmp/lexis-bert-base: 12 layers, hidden 768, 12 heads,
@@ -124,11 +125,105 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+// --- --ops: one layer's ops alone -------------------------------------------
+
+/* A backend tensor of random values (sd 0.05) in dtype dt. */
+static int rand_tensor(kn_backend *be, kn_tensor *t, kn_dtype dt, int64_t r, int64_t c)
+{
+    int64_t sh[2] = {r, c};
+    int rc = kn_tensor_alloc(be, t, dt, c ? 2 : 1, sh);
+    if (rc)
+        return rc;
+    size_t n = (size_t)(r * (c ? c : 1));
+    float *f = malloc(n * sizeof *f);
+    void *d = malloc(n * kn_dtype_size(dt));
+    for (size_t i = 0; i < n; i++)
+        f[i] = 0.05f * frand();
+    kn_convert(d, dt, f, KN_F32, n);
+    rc = kn_tensor_upload(be, t, d);
+    free(f);
+    free(d);
+    return rc;
+}
+
+enum { OP_QKV, OP_O, OP_FFN1, OP_FFN2, OP_LN, OP_ATT, OP_HEAD, OP_SPLADE, OP_N };
+
+/* Times each op of one encoder layer (and the SPLADE head) at T = batch x
+ * seq tokens: median of iters runs, each synchronized. */
+static int bench_ops(kn_backend *be, kn_dtype dt, int S, int batch, int iters)
+{
+    int64_t T = (int64_t)S * batch;
+    kn_tensor x, qkv, ctx, tmp, inter, wqkv, wo, wi, wo2, wdec, bqkv, bo, bi, bdec, g, b, so, sp;
+    int rc;
+    if ((rc = rand_tensor(be, &x, dt, T, H)) || (rc = rand_tensor(be, &qkv, dt, T, 3 * H)) ||
+        (rc = rand_tensor(be, &ctx, dt, T, H)) || (rc = rand_tensor(be, &tmp, dt, T, H)) ||
+        (rc = rand_tensor(be, &inter, dt, T, I)) || (rc = rand_tensor(be, &wqkv, dt, 3 * H, H)) ||
+        (rc = rand_tensor(be, &wo, dt, H, H)) || (rc = rand_tensor(be, &wi, dt, I, H)) ||
+        (rc = rand_tensor(be, &wo2, dt, H, I)) || (rc = rand_tensor(be, &wdec, dt, V, H)) ||
+        (rc = rand_tensor(be, &bqkv, KN_F32, 3 * H, 0)) || (rc = rand_tensor(be, &bo, KN_F32, H, 0)) ||
+        (rc = rand_tensor(be, &bi, KN_F32, I, 0)) || (rc = rand_tensor(be, &bdec, KN_F32, V, 0)) ||
+        (rc = rand_tensor(be, &g, KN_F32, H, 0)) || (rc = rand_tensor(be, &b, KN_F32, H, 0)) ||
+        (rc = rand_tensor(be, &sp, KN_F32, batch, V)))
+        return rc;
+    int64_t sh[1] = {batch + 1};
+    if ((rc = kn_tensor_alloc(be, &so, KN_I32, 1, sh)))
+        return rc;
+    int32_t *off = malloc((size_t)(batch + 1) * sizeof *off);
+    for (int i = 0; i <= batch; i++)
+        off[i] = i * S;
+    if ((rc = kn_tensor_upload(be, &so, off)))
+        return rc;
+    free(off);
+    kn_tensor q = kn_tensor_cols_view(&qkv, 0, H), k = kn_tensor_cols_view(&qkv, H, H);
+    kn_tensor v = kn_tensor_cols_view(&qkv, 2 * H, H);
+    static const char *names[OP_N] = {"qkv+bias", "o+bias", "ffn1+gelu", "ffn2+bias", "ln+residual",
+                                      "attention", "head+gelu", "splade_pool"};
+    double *ts = malloc((size_t)(iters + 1) * sizeof *ts);
+    for (int op = 0; op < OP_N; op++) {
+        double fl = 0, bytes = 0;
+        for (int k2 = -1; k2 < iters; k2++) {
+            double a = lx_now();
+            switch (op) {
+            case OP_QKV: rc = kn_matmul(be, &qkv, &x, &wqkv, &bqkv, KN_ACT_NONE); fl = 2.0 * T * 3 * H * H; break;
+            case OP_O: rc = kn_matmul(be, &tmp, &ctx, &wo, &bo, KN_ACT_NONE); fl = 2.0 * T * H * H; break;
+            case OP_FFN1: rc = kn_matmul(be, &inter, &x, &wi, &bi, KN_ACT_GELU); fl = 2.0 * T * H * I; break;
+            case OP_FFN2: rc = kn_matmul(be, &tmp, &inter, &wo2, &bo, KN_ACT_NONE); fl = 2.0 * T * H * I; break;
+            case OP_LN: rc = kn_layernorm(be, &x, &tmp, &x, &g, &b, 1e-12f); bytes = 3.0 * T * H * kn_dtype_size(dt); break;
+            case OP_ATT: rc = kn_attention(be, &ctx, &q, &k, &v, NULL, &so, NH, NH, S, 0.125f, 0); fl = 4.0 * T * S * H; break;
+            case OP_HEAD: rc = kn_matmul(be, &tmp, &x, &wo, &bo, KN_ACT_GELU); fl = 2.0 * T * H * H; break;
+            case OP_SPLADE: rc = kn_splade_pool(be, &sp, &tmp, &wdec, &bdec, &so, S); fl = 2.0 * T * H * V; break;
+            }
+            if (rc == 0)
+                rc = kn_backend_sync(be);
+            if (rc) {
+                fprintf(stderr, "bert-bench: op %s: %s: %s\n", names[op], lx_strerror(rc), kn_backend_errmsg(be));
+                return rc;
+            }
+            if (k2 >= 0)
+                ts[k2] = lx_now() - a;
+        }
+        qsort(ts, (size_t)iters, sizeof *ts, cmp_d);
+        double t = ts[iters / 2];
+        printf("    op %-12s seq %3d T %6lld: %8.3f ms", names[op], S, (long long)T, t * 1e3);
+        if (fl > 0)
+            printf("  %6.1f TFLOP/s", fl / t / 1e12);
+        if (bytes > 0)
+            printf("  %6.0f GB/s", bytes / t / 1e9);
+        printf("\n");
+    }
+    fflush(stdout);
+    free(ts);
+    kn_tensor *all[] = {&x, &qkv, &ctx, &tmp, &inter, &wqkv, &wo, &wi, &wo2, &wdec, &bqkv, &bo, &bi, &bdec, &g, &b, &so, &sp};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        kn_tensor_free(be, all[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *backend = "cpu", *seqs = "128,256,512", *paths = "encoder,splade", *dir = "/tmp/lexis-bert-base";
     const char *dts = "bf16";
-    int threads = 0, batch = 8, iters = 3, profile = 0;
+    int threads = 0, batch = 8, iters = 3, profile = 0, ops = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -144,6 +239,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--dtype")) dts = v;
         else if (!strcmp(a, "--profile")) profile = atoi(v);
+        else if (!strcmp(a, "--ops")) ops = atoi(v);
         else {
             fprintf(stderr, "usage: bert-bench [--backend cpu|cuda] [--threads N] [--batch B] [--seqs 128,256] "
                             "[--iters K] [--paths encoder,splade] [--dtype bf16|f16|f32] [--dir DIR]\n");
@@ -180,6 +276,8 @@ int main(int argc, char **argv)
     for (char *tok = strtok(sbuf, ","); tok; tok = strtok(NULL, ",")) {
         int S = atoi(tok);
         int T = S * batch;
+        if (ops && (rc = bench_ops(be, mp.weight_dtype, S, batch, iters > 0 ? iters : 1)))
+            return 1;
         int32_t *ids = malloc((size_t)T * sizeof *ids), *off = malloc((size_t)(batch + 1) * sizeof *off);
         for (int t = 0; t < T; t++)
             ids[t] = 1000 + (int32_t)((frand() + 1) * 0.5 * (V - 1001));

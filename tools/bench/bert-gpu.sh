@@ -10,7 +10,8 @@
 # works: it needs cc, nvcc, OpenBLAS, jansson and cmocka headers and
 # libraries (CPATH / LIBRARY_PATH, e.g. from ../shared/tools/device-deps.sh).
 # Environment: SEQS (default 128,256,512), BATCH (128), ITERS (20),
-# SKIP_TESTS=1, SKIP_HF=1, SKIP_REF=1.
+# SKIP_TESTS=1, SKIP_HF=1, SKIP_REF=1, BENCH_ARGS (more bert-bench flags,
+# e.g. "--ops 1" for each op alone).
 set -eu
 cd "$(dirname "$0")/../.."
 out=${1:-build/device}
@@ -23,10 +24,13 @@ for f in kernels/*.c; do
     cc $CFLAGS -c "$f" -o "$o" &
     objs="$objs $o"
 done
-$NVCC -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80 \
-    -DLX_CUDA -c kernels/cuda/kn_cuda.cu -o "$out/obj/kn_cuda.o"
+for f in kernels/cuda/*.cu; do
+    o="$out/obj/$(basename "$f" .cu).o"
+    $NVCC -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80 \
+        -DLX_CUDA -c "$f" -o "$o" &
+    objs="$objs $o"
+done
 wait
-objs="$objs $out/obj/kn_cuda.o"
 CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v "$NVCC")")")}
 LIBS="-lopenblas -ljansson -lm -lpthread -L$CUDA_HOME/lib64 -lcublasLt -lcublas -lcudart -lstdc++"
 for t in test_kernels_ops test_bert; do
@@ -47,7 +51,7 @@ fi
 SEQS=${SEQS:-128,256,512}
 BATCH=${BATCH:-128}
 ITERS=${ITERS:-20}
-"$out/bert-bench" --backend cuda --batch "$BATCH" --seqs "$SEQS" --iters "$ITERS" --paths splade,encoder
+"$out/bert-bench" --backend cuda --batch "$BATCH" --seqs "$SEQS" --iters "$ITERS" --paths splade,encoder ${BENCH_ARGS:-}
 if [ "${SKIP_HF:-0}" != 1 ]; then
     python3 tools/bench/bert-hf.py gpu --batch "$BATCH" --seqs "$SEQS" --iters "$ITERS" 2>&1 | grep -E '^hf'
 fi
