@@ -228,7 +228,7 @@ static float *run_case(kn_backend *be, const tcase *c, const hostdata *h, kn_dty
 
 static tcase *make_cases(int *n)
 {
-    static tcase cs[32];
+    static tcase cs[40];
     int k = 0;
     memset(cs, 0, sizeof cs);
     /* matmul [37,45] x [29,45]^T + bias, each activation */
@@ -257,6 +257,25 @@ static tcase *make_cases(int *n)
         c->kind[1] = K_MAT; c->sh[1][0] = 136; c->sh[1][1] = 64;
         c->kind[2] = K_VEC; c->sh[2][0] = 136;
         c->dsh[0] = 77; c->dsh[1] = 136;
+    }
+    {   /* aligned rows, GELU: the cuBLASLt bias epilogue then the vectorized GELU */
+        tcase *c = &cs[k++];
+        c->name = "matmul-64+bias+gelu";
+        c->a = (kn_op_args){.op = KN_OP_MATMUL, .act = KN_ACT_GELU};
+        c->kind[0] = K_MAT; c->sh[0][0] = 77; c->sh[0][1] = 64;
+        c->kind[1] = K_MAT; c->sh[1][0] = 136; c->sh[1][1] = 64;
+        c->kind[2] = K_VEC; c->sh[2][0] = 136;
+        c->dsh[0] = 77; c->dsh[1] = 136;
+    }
+    {   /* BERT's width: the one-warp-per-row layer norm on CUDA (16-bit) */
+        tcase *c = &cs[k++];
+        c->name = "layernorm-768+residual";
+        c->a = (kn_op_args){.op = KN_OP_LAYERNORM, .eps = 1e-12f};
+        c->kind[0] = K_MAT; c->sh[0][0] = T_; c->sh[0][1] = 768;
+        c->kind[1] = K_MAT; c->sh[1][0] = T_; c->sh[1][1] = 768;
+        c->kind[2] = K_VEC; c->sh[2][0] = 768;
+        c->kind[3] = K_VEC; c->sh[3][0] = 768;
+        c->dsh[0] = T_; c->dsh[1] = 768;
     }
     for (int res = 0; res < 2; res++) {
         tcase *c = &cs[k++];
@@ -323,6 +342,24 @@ static tcase *make_cases(int *n)
         if (at[i].mask) { c->kind[3] = K_MASK; c->sh[3][0] = T; }
         c->dsh[0] = T; c->dsh[1] = at[i].hq * at[i].d;
     }
+    /* head_dim 64 over sequences longer than one 64-key tile (the tensor-core
+     * kernel's double-buffered loop, partial last tiles) */
+    for (int causal = 0; causal < 2; causal++) {
+        tcase *c = &cs[k++];
+        c->name = causal ? "attention-d64-long-causal" : "attention-d64-long-mask";
+        int32_t off[5] = {0, 200, 200, 201, 330};
+        int T = 330;
+        c->a = (kn_op_args){.op = KN_OP_ATTENTION, .n_head = 4, .n_kv_head = causal ? 2 : 4,
+                            .max_len = 200, .scale = 0.125f, .causal = causal};
+        c->n_seq = 4;
+        memcpy(c->seq_off, off, sizeof off);
+        c->qkv_packed = 1;
+        c->sh[0][0] = T; c->sh[0][1] = 4 * 64;
+        c->sh[1][0] = T; c->sh[1][1] = c->a.n_kv_head * 64;
+        c->sh[2][0] = T; c->sh[2][1] = c->a.n_kv_head * 64;
+        if (!causal) { c->kind[3] = K_MASK; c->sh[3][0] = T; }
+        c->dsh[0] = T; c->dsh[1] = 4 * 64;
+    }
     {
         tcase *c = &cs[k++];
         c->name = "rope";
@@ -367,6 +404,20 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 1003;
         c->dsh[0] = 4; c->dsh[1] = 1003;
     }
+    {   /* the fused kernel's cases: tiles inside one sequence, tiles across
+         * several, a partial last tile, an empty sequence */
+        tcase *c = &cs[k++];
+        c->name = "splade_pool-tiles";
+        int32_t off[6] = {0, 300, 301, 301, 340, 400};
+        c->a = (kn_op_args){.op = KN_OP_SPLADE_POOL, .max_len = 300};
+        c->n_seq = 5;
+        memcpy(c->seq_off, off, sizeof off);
+        c->kind[0] = K_MAT; c->sh[0][0] = 400; c->sh[0][1] = 256;
+        c->kind[1] = K_MAT; c->sh[1][0] = 1003; c->sh[1][1] = 256;
+        c->kind[2] = K_VEC; c->sh[2][0] = 1003;
+        c->dsh[0] = 5; c->dsh[1] = 1003;
+    }
+    LX_ASSERT(k <= 40);
     *n = k;
     return cs;
 }

@@ -1,0 +1,36 @@
+/* kn_mma.h: private to kernels/cuda/: the tensor-core kernels of kn_mma.cu,
+ * launched by kn_cuda.cu's op switch.
+ *
+ * Both kernels take 16-bit storage (is_bf16: BF16, else F16), accumulate in
+ * F32 on the tensor cores (mma.sync m16n8k16) and need every matrix row
+ * 16-byte aligned (row strides a multiple of 8 elements, pointers 16-byte
+ * aligned); the caller checks that and otherwise runs the generic kernels.
+ * Every pointer is device memory borrowed for the call; launches are
+ * asynchronous on the given stream. Each returns the launch's cudaError_t.
+ */
+#ifndef KN_MMA_H
+#define KN_MMA_H
+
+#include <cuda_runtime.h>
+
+/* Attention for head_dim 64: o[T, Hq*64] = softmax(scale q k^T) v within
+ * each sequence of seq_off[S+1]; mask F32 [T] or NULL (0 = never attended);
+ * group = Hq / Hkv. max_len >= the longest sequence. */
+cudaError_t kn_mma_attention(int is_bf16, void *o, long long ld_o, const void *q, long long ld_q,
+                             const void *k, long long ld_k, const void *v, long long ld_v, const float *mask,
+                             const int *seq_off, int n_seq, int n_head, int group, int max_len, float scale,
+                             int causal, cudaStream_t st);
+
+/* The SPLADE head, fused: for token rows [r0, r1) of h [*, K] and the
+ * vocabulary rows of w [V, K], z = h w^T + bias is computed a 128 x 256
+ * tile at a time in registers, and max(relu(z)) over the rows of each
+ * sequence (row_seq[t]: the sequence of row t) is merged into dst[S, V]
+ * with an integer atomicMax (values >= 0 order like their bit patterns).
+ * dst must hold zeros (or earlier maxima) before the call; log1p is left to
+ * the caller (it is monotone, so max and log1p commute). K % 8 == 0.
+ * variant (benchmarking): 0 = 64-wide k stages x 3, 1 = 32-wide x 4. */
+cudaError_t kn_mma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
+                              const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
+                              int r1, int V, int K, int variant, cudaStream_t st);
+
+#endif
