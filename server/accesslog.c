@@ -3,12 +3,15 @@
  *   2025-11-25T09:17:03.512Z 127.0.0.1 POST /search 200 1432 187us
  *
  * Fields: UTC time (ms), peer address, method, request target, status,
- * response body bytes, microseconds from the request's arrival to the
- * reply. The target is cut at 512 bytes and every byte outside printable
- * ASCII (and the space) is written as \xHH, so a line is always one line
- * and a client cannot forge entries. Each line goes out in one write() on
- * a descriptor the caller opened (O_APPEND for a file): lines from several
- * workers never interleave, and no lock is taken.
+ * response body bytes sent (0 for HEAD), microseconds from the request's
+ * arrival to the reply. The target is cut at 512 bytes and every byte
+ * outside printable ASCII (the space and the backslash too) is written as
+ * \xHH, so a line is always one line and a client cannot forge entries.
+ * Each line goes out in one write() on a descriptor the caller opened
+ * (O_APPEND for a file): lines from several workers never interleave, and
+ * no lock is taken. Requests libevent refuses itself (a malformed request
+ * line, headers or body over the limits) never reach the server and have
+ * no line.
  */
 #include "server_impl.h"
 

@@ -263,6 +263,7 @@ static void srv_reply(srv_hworker *hw, struct evhttp_request *req, srv_response 
         char v[24];
         snprintf(v, sizeof v, "%zu", len);
         evhttp_add_header(out, "Content-Length", v);
+        len = 0;                          /* bytes sent, for metrics and the log */
     } else if (len) {
         evbuffer_add(hw->obuf, resp->body->p, len);
     }

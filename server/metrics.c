@@ -154,6 +154,13 @@ void srv_metrics_render(srv_server *s, srv_buf *b)
     srv_counter(b, "lexis_write_queue_rejected_total", "Writes refused because the queue was full.",
                 atomic_load_explicit(&s->queue_rejected, RLX));
 
+    pthread_mutex_lock(&s->wr.mu);
+    uint64_t submitted = s->wr.submitted, queued = s->wr.queued;
+    pthread_mutex_unlock(&s->wr.mu);
+    srv_counter(b, "lexis_write_requests_total", "Write requests queued to the writer.", submitted);
+    srv_gauge(b, "lexis_write_queue_depth", "Write requests waiting for the writer now.",
+              (double)queued);
+
     const srv_write_metrics *wm = &s->wr.m;
     srv_counter(b, "lexis_writes_commits_total", "Write groups committed.",
                 atomic_load_explicit(&wm->commits, RLX));

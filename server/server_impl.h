@@ -195,6 +195,7 @@ typedef struct srv_writes {
     pthread_cond_t cv;
     srv_wjob *head, *tail;       /* the queue, guarded by mu */
     uint32_t queued;
+    uint64_t submitted;          /* jobs ever queued, guarded by mu */
     int stopping;
     idx_writer *w;               /* the index writer (lock held) or NULL;
                                     touched by the writer thread only */

@@ -537,6 +537,7 @@ int srv_writes_submit(srv_server *s, srv_wjob *j)
             wr->head = j;
         wr->tail = j;
         wr->queued++;
+        wr->submitted++;
         pthread_cond_signal(&wr->cv);
     }
     pthread_mutex_unlock(&wr->mu);

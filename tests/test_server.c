@@ -6,19 +6,35 @@
  * 256 KiB bodies, 4 KiB search bodies, 256-byte queries, k <= 100, a 1 s
  * read/idle timeout, an api key. The tests talk to it with plain blocking
  * sockets (one request per connection unless a test says otherwise) and
- * check statuses, headers and JSON (parsed with jansson).
+ * check statuses, headers and JSON (parsed with jansson). Side servers
+ * (ts_side_open: their own small index and limits) cover what needs a
+ * fresh server: no api key, a full write queue, shutdown. To hold a request
+ * in flight, a test takes the server's map lock exclusively: searches and
+ * the writer wait for it (ts_wait_writer_took says when a write is inside).
  *
- * Covered: every endpoint's happy path; every error path (malformed JSON,
- * invalid UTF-8, wrong types, unknown fields, k and query limits, search
- * body over the limit (JSON 413), document body over the limit (libevent's
- * 413), missing/wrong/right api key, 404, 405 + Allow, OPTIONS, bad
- * percent-encoding); slow and idle clients are cut at the timeout while
- * others are served; the connection limit; the writer lock held elsewhere
- * (503); the access log; concurrent writers and readers followed by a
- * consistency check (every document added is there exactly once, every
- * deleted one is gone, the count adds up); the add-to-searchable delay.
- * Internals are unit-tested too: JSON escaping, constant-time compare,
- * percent-decoding, snippet highlight offsets.
+ * Covered: every endpoint's happy path (GET / /health /stats /metrics
+ * /docs/{id}, HEAD, POST /search with every option, POST /docs as JSON
+ * lines and as an array, DELETE); every error path: malformed JSON,
+ * invalid UTF-8 (in a search body, a document line, a percent-encoded id,
+ * raw bytes in the target), wrong types, unknown fields, k and query
+ * limits (400), missing/wrong/right api key (401), no key configured
+ * (403), 404, 405 + Allow on every route and OPTIONS, search body over the
+ * limit (JSON 413), document body over the limit (libevent's 413), what
+ * libevent refuses itself (a bad request line, huge headers, a bad
+ * Content-Length), the connection limit and a full write queue (503 +
+ * Retry-After), the writer lock held elsewhere (503); slow clients: half a
+ * request, an idle kept-alive connection, a byte-at-a-time dribbler, a
+ * pipelining client that never reads (cut at the timeout or served, never
+ * holding a worker: others are answered at once meanwhile); a reply over
+ * 16 KiB on a kept-alive connection (no 40 ms Nagle stall); the access log
+ * (format of every line, one per request, bytes, escaping); concurrent
+ * writers and readers followed by a consistency check (every document
+ * added is there exactly once with its last version, every deleted one is
+ * gone, the count adds up, idx_check passes); the add-to-searchable delay;
+ * graceful shutdown with a write and with a search in flight (answered,
+ * committed; accepting stops; new requests on kept-alive connections get
+ * 503 + close). Internals are unit-tested too: JSON escaping, constant-time
+ * compare, percent-decoding, snippet highlight offsets.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +50,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +353,122 @@ static int ts_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+static int ts_roundtrip(int fd, const char *req, size_t req_len, ts_resp *r);
+
+/* ---- a side server: its own small index and limits ------------------------------------- */
+
+typedef struct ts_side {
+    char dir[256];
+    char path[300];
+    idx_env *env;
+    srv_server *s;
+    pthread_t th;
+    int port;
+    _Atomic int done;            /* srv_server_run returned */
+    double t_done;
+} ts_side;
+
+static void *ts_side_main(void *arg)
+{
+    ts_side *x = arg;
+    srv_server_run(x->s);
+    x->t_done = ts_now();
+    atomic_store(&x->done, 1);
+    return NULL;
+}
+
+/* An index of n documents ("side<i>", token "sidetok<i>") and a server over
+ * it with p (port 0 and the access log off are set here), running. */
+static void ts_side_open(ts_side *x, srv_params *p, int n)
+{
+    memset(x, 0, sizeof *x);
+    strcpy(x->dir, "/tmp/lexis-test-side-XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    snprintf(x->path, sizeof x->path, "%s/idx", x->dir);
+    char err[256];
+    idx_create_params cp = idx_create_default_params();
+    assert_int_equal(idx_env_open(x->path, IDX_CREATE, &cp, &x->env, err, sizeof err), 0);
+    idx_writer *w;
+    assert_int_equal(idx_writer_open(x->env, NULL, &w), 0);
+    const char *names[] = { "title", "text" };
+    for (int i = 0; i < n; i++) {
+        char id[32], text[64];
+        snprintf(id, sizeof id, "side%d", i);
+        snprintf(text, sizeof text, "sidetok%d common words", i);
+        const char *vals[] = { id, text };
+        size_t lens[] = { strlen(id), strlen(text) };
+        assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+    p->port = 0;
+    p->access_log_fd = -1;
+    if (srv_server_open(x->env, p, &x->s, err, sizeof err))
+        fail_msg("side server: %s", err);
+    x->port = srv_server_port(x->s);
+    assert_int_equal(pthread_create(&x->th, NULL, ts_side_main, x), 0);
+}
+
+/* Stops (if still running), joins, closes, removes. */
+static void ts_side_close(ts_side *x)
+{
+    srv_server_stop(x->s);
+    pthread_join(x->th, NULL);
+    srv_server_close(x->s);
+    idx_env_close(x->env);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Write jobs ever queued on s (the writer's counter). */
+static uint64_t ts_submitted(srv_server *s)
+{
+    pthread_mutex_lock(&s->wr.mu);
+    uint64_t v = s->wr.submitted;
+    pthread_mutex_unlock(&s->wr.mu);
+    return v;
+}
+
+/* Waits until s has queued `want` write jobs and the writer has taken
+ * them all off the queue (with the map lock held by the test, the writer
+ * then waits for it inside the group, before committing). */
+static void ts_wait_writer_took(srv_server *s, uint64_t want)
+{
+    double t0 = ts_now();
+    for (;;) {
+        pthread_mutex_lock(&s->wr.mu);
+        int ok = s->wr.submitted >= want && s->wr.queued == 0;
+        pthread_mutex_unlock(&s->wr.mu);
+        if (ok)
+            return;
+        if (ts_now() - t0 > 10)
+            fail_msg("the writer did not take %llu jobs in 10 s", (unsigned long long)want);
+        ts_sleep_ms(2);
+    }
+}
+
+/* Opens a connection and sends one request without reading the answer. */
+static int ts_send_request(int port, const char *method, const char *path, const char *extra,
+                           const char *body)
+{
+    int fd = ts_connect(port);
+    assert_true(fd >= 0);
+    char head[1024];
+    size_t bl = body ? strlen(body) : 0;
+    int hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n",
+                      method, path, extra ? extra : "", bl);
+    assert_int_equal(ts_send_all(fd, head, (size_t)hn), 0);
+    if (bl)
+        assert_int_equal(ts_send_all(fd, body, bl), 0);
+    return fd;
+}
+
+/* Reads one response from fd (until Content-Length is complete or EOF). */
+static int ts_read_response(int fd, ts_resp *r)
+{
+    return ts_roundtrip(fd, "", 0, r);
+}
+
 /* ---- happy paths ------------------------------------------------------------------------- */
 
 static void test_health(void **state)
@@ -618,6 +751,28 @@ static void test_routes_errors(void **state)
     assert_int_equal(ts_http(T.port, "OPTIONS", "/search", NULL, NULL, 0, &r), 204);
     assert_true(ts_header_has(&r, "Allow: POST"));
     ts_resp_free(&r);
+    /* Every route refuses the methods it does not serve. */
+    static const struct { const char *method, *path, *allow; } wrong[] = {
+        { "POST", "/", "GET, HEAD" },           { "PUT", "/index.html", "GET, HEAD" },
+        { "POST", "/health", "GET, HEAD" },     { "DELETE", "/stats", "GET, HEAD" },
+        { "POST", "/metrics", "GET, HEAD" },    { "PUT", "/search", "POST" },
+        { "DELETE", "/docs", "POST" },          { "POST", "/docs/d001", "GET, HEAD, DELETE" },
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        ts_http(T.port, wrong[i].method, wrong[i].path, TS_AUTH, "{}", 2, &r);
+        if (r.status != 405)
+            fail_msg("%s %s: %d, want 405", wrong[i].method, wrong[i].path, r.status);
+        ts_assert_error(&r, 405, "method_not_allowed");
+        char allow[64];
+        snprintf(allow, sizeof allow, "Allow: %s\r", wrong[i].allow);
+        if (!ts_header_has(&r, allow))
+            fail_msg("%s %s: no '%s' header", wrong[i].method, wrong[i].path, wrong[i].allow);
+        ts_resp_free(&r);
+    }
+    /* An unknown method. */
+    ts_http(T.port, "TRACE", "/health", NULL, NULL, 0, &r);
+    ts_assert_error(&r, 405, "method_not_allowed");
+    ts_resp_free(&r);
 }
 
 static void test_auth(void **state)
@@ -757,6 +912,70 @@ static void test_body_limit(void **state)
     assert_int_equal(ts_get("/docs/big1", &r), 404);
     ts_resp_free(&r);
     /* The server is fine afterwards. */
+    assert_int_equal(ts_get("/health", &r), 200);
+    ts_resp_free(&r);
+}
+
+/* What libevent refuses before the server sees it (a malformed request
+ * line, headers over max_header_bytes, a bad Content-Length) gets its
+ * status and a closed connection, and the server goes on. A chunked body
+ * is read like any other. */
+static void test_http_garbage(void **state)
+{
+    (void)state;
+    static const struct { const char *req; int status; } cases[] = {
+        { "GARBAGE\r\n\r\n", 400 },
+        { "GET /health HTTP/9.9\r\n\r\n", 400 },
+        { "POST /docs HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400 },
+        { "POST /docs HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", 400 },
+    };
+    ts_resp r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = ts_connect(T.port);
+        assert_int_equal(ts_send_all(fd, cases[i].req, strlen(cases[i].req)), 0);
+        size_t n;
+        char *all = ts_read_all(fd, &n);            /* answered, then closed */
+        close(fd);
+        ts_parse(all, n, &r);
+        if (r.status != cases[i].status)
+            fail_msg("case %zu: expected %d, got %d", i, cases[i].status, r.status);
+        ts_resp_free(&r);
+    }
+    /* Headers over 16 KiB. */
+    size_t big = 20000;
+    char *req = malloc(big + 100);
+    int o = sprintf(req, "GET /health HTTP/1.1\r\nX-Big: ");
+    memset(req + o, 'a', big);
+    strcpy(req + o + big, "\r\n\r\n");
+    int fd = ts_connect(T.port);
+    ts_send_all(fd, req, strlen(req));
+    size_t n;
+    char *all = ts_read_all(fd, &n);
+    close(fd);
+    free(req);
+    ts_parse(all, n, &r);
+    assert_true(r.status == 400 || r.status == 413);
+    ts_resp_free(&r);
+    /* A chunked search body. */
+    const char *c1 = "{\"que", *c2 = "ry\":\"uniq002\",\"k\":1}";
+    char chunked[256];
+    int cn = snprintf(chunked, sizeof chunked,
+                      "POST /search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      "Connection: close\r\n\r\n%zx\r\n%s\r\n%zx\r\n%s\r\n0\r\n\r\n",
+                      strlen(c1), c1, strlen(c2), c2);
+    fd = ts_connect(T.port);
+    assert_int_equal(ts_send_all(fd, chunked, (size_t)cn), 0);
+    all = ts_read_all(fd, &n);
+    close(fd);
+    ts_parse(all, n, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"d002\""));
+    ts_resp_free(&r);
+    /* An id that is invalid UTF-8 once decoded: DELETE answers a JSON 404. */
+    ts_http(T.port, "DELETE", "/docs/%FF%FEx", TS_AUTH, NULL, 0, &r);
+    ts_assert_error(&r, 404, "not_found");
+    ts_resp_free(&r);
+    /* The server is fine. */
     assert_int_equal(ts_get("/health", &r), 200);
     ts_resp_free(&r);
 }
@@ -905,25 +1124,158 @@ static void test_large_reply_latency(void **state)
         fail_msg("median %.1f ms for a large reply: Nagle + delayed ACK?", lat[3] * 1e3);
 }
 
+/* Sends a search body one byte every 150 ms (each gap under the 1 s
+ * timeout, the whole well over it). */
+typedef struct ts_dribble {
+    int status;
+    int found;
+} ts_dribble;
+
+static void *ts_dribbler(void *arg)
+{
+    ts_dribble *d = arg;
+    const char *body = "{\"query\":\"uniq004\"}";
+    char head[128];
+    snprintf(head, sizeof head, "POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    int fd = ts_connect(T.port);
+    d->status = -1;
+    if (fd < 0 || ts_send_all(fd, head, strlen(head)))
+        return NULL;
+    for (const char *c = body; *c; c++) {
+        ts_sleep_ms(150);
+        if (ts_send_all(fd, c, 1))
+            return NULL;
+    }
+    ts_resp r;
+    d->status = ts_read_response(fd, &r);
+    d->found = d->status == 200 && strstr(r.body, "\"d004\"") != NULL;
+    ts_resp_free(&r);
+    close(fd);
+    return NULL;
+}
+
+/* Slow clients of two more kinds. A dribbler, sending a byte at a time
+ * under the timeout, is served in the end and holds no worker meanwhile
+ * (it holds a connection: max_connections bounds those). A reader that
+ * pipelines requests for large replies and never reads: once the socket
+ * buffers are full the server's write makes no progress, and after the
+ * timeout the server drops the connection; others are served meanwhile. */
+static void test_slow_dribbler_and_reader(void **state)
+{
+    (void)state;
+    ts_dribble d = { 0, 0 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, ts_dribbler, &d), 0);
+
+    int fd = ts_connect(T.port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const char *body = "{\"query\":\"common words ranking\",\"k\":100}";
+    char req[256];
+    int n = snprintf(req, sizeof req, "POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    int sent = 0;
+    for (int i = 0; i < 400; i++, sent++)
+        if (send(fd, req, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+            break;                               /* the server stopped reading */
+    double t0 = ts_now(), slowest = 0;
+    while (ts_now() - t0 < 2.5) {
+        ts_resp r;
+        double t1 = ts_now();
+        assert_int_equal(ts_get("/health", &r), 200);
+        ts_resp_free(&r);
+        if (ts_now() - t1 > slowest)
+            slowest = ts_now() - t1;
+        ts_sleep_ms(50);
+    }
+    if (slowest > 0.5)
+        fail_msg("a request took %.3f s while slow clients were connected", slowest);
+    /* Dropped by the server: its connection count falls to zero while the
+     * client still holds the socket open (the kernel would go on delivering
+     * what was queued before the close, at the pace of a 4 KiB window). */
+    pthread_join(th, NULL);
+    double t2 = ts_now();
+    while (atomic_load(&T.s->conns) != 0 && ts_now() - t2 < 5)
+        ts_sleep_ms(20);
+    if (atomic_load(&T.s->conns) != 0)
+        fail_msg("the non-reading client was not dropped (%llu connections open)",
+                 (unsigned long long)atomic_load(&T.s->conns));
+    print_message("slow reader: %d requests pipelined, never read; dropped %.1f s after the "
+                  "others' check began\n", sent, ts_now() - t0);
+    close(fd);
+    assert_int_equal(d.status, 200);
+    assert_true(d.found);
+}
+
+/* Every line of the access log has the documented format:
+ *   2025-11-25T09:17:03.512Z 127.0.0.1 POST /search 200 1432 187us
+ * one line per request (deferred writes included), the bytes are the body
+ * sent (0 for HEAD), and bytes outside printable ASCII in the target are
+ * written as \xHH. */
 static void test_access_log(void **state)
 {
     (void)state;
     ts_resp r;
-    assert_int_equal(ts_get("/health?from=access-log-test", &r), 200);
+    size_t health_len = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ts_get("/health?from=access-log-test", &r), 200);
+        health_len = r.body_len;
+        ts_resp_free(&r);
+    }
+    assert_int_equal(ts_http(T.port, "HEAD", "/health?from=access-log-head", NULL, NULL, 0, &r), 200);
     ts_resp_free(&r);
+    const char *doc = "{\"_id\":\"logged1\",\"text\":\"logtok\"}";
+    assert_int_equal(ts_post("/docs?from=access-log-write", doc, TS_AUTH, &r), 200);
+    size_t write_len = r.body_len;
+    ts_resp_free(&r);
+    /* Raw bytes in the target: a control byte, DEL, invalid UTF-8, a backslash. */
+    int fd = ts_connect(T.port);
+    const char raw[] = "GET /docs/lg\x01\x7f\xff\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(ts_send_all(fd, raw, sizeof raw - 1), 0);
+    size_t n;
+    char *all = ts_read_all(fd, &n);
+    close(fd);
+    ts_parse(all, n, &r);
+    ts_assert_error(&r, 404, "not_found");        /* valid JSON despite the bytes */
+    ts_resp_free(&r);
+
+    regex_t re;
+    assert_int_equal(regcomp(&re,
+                             "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+                             "(127\\.0\\.0\\.1|-) (GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|OTHER) "
+                             "[!-~]+ [0-9]{3} ([0-9]+) [0-9]+us\n$",
+                             REG_EXTENDED), 0);
     FILE *f = fopen(T.logpath, "r");
     assert_non_null(f);
     char line[4096];
-    int found = 0;
+    int lines = 0, gets = 0, heads = 0, writes = 0, rawline = 0;
     while (fgets(line, sizeof line, f)) {
-        if (strstr(line, " 127.0.0.1 GET /health?from=access-log-test 200 ")) {
-            found = 1;
-            size_t l = strlen(line);
-            assert_true(l > 2 && line[l - 1] == '\n' && line[l - 2] == 's' && line[l - 3] == 'u');
+        lines++;
+        regmatch_t m[4];            /* the line, the peer, the method, the bytes */
+        if (regexec(&re, line, 4, m, 0) != 0)
+            fail_msg("access log line %d does not match the format: %s", lines, line);
+        long bytes = atol(line + m[3].rm_so);
+        if (strstr(line, " GET /health?from=access-log-test 200 ")) {
+            gets++;
+            assert_int_equal(bytes, (long)health_len);
+        } else if (strstr(line, " HEAD /health?from=access-log-head 200 ")) {
+            heads++;
+            assert_int_equal(bytes, 0);
+        } else if (strstr(line, " POST /docs?from=access-log-write 200 ")) {
+            writes++;
+            assert_int_equal(bytes, (long)write_len);
+        } else if (strstr(line, " GET /docs/lg\\x01\\x7f\\xff\\x5cx 404 ")) {
+            rawline++;
         }
     }
     fclose(f);
-    assert_true(found);
+    regfree(&re);
+    assert_true(lines > 10);
+    assert_int_equal(gets, 3);
+    assert_int_equal(heads, 1);
+    assert_int_equal(writes, 1);
+    assert_int_equal(rawline, 1);
 }
 
 /* ---- concurrency -------------------------------------------------------------------------------- */
@@ -1078,7 +1430,13 @@ static void test_concurrent(void **state)
                 } else {
                     if (json_array_size(hits) != 1)
                         fail_msg("%s: %zu hits (want exactly 1)", id, json_array_size(hits));
-                    assert_string_equal(json_string_value(json_object_get(json_array_get(hits, 0), "id")), id);
+                    json_t *h = json_array_get(hits, 0);
+                    assert_string_equal(json_string_value(json_object_get(h, "id")), id);
+                    /* The last write wins: re-posted documents carry the new title. */
+                    int reposted = (r + 1) % 5 == 4 && r + 1 < TC_ROUNDS;
+                    char title[64];
+                    snprintf(title, sizeof title, reposted ? "writer %d again" : "writer %d", w);
+                    assert_string_equal(json_string_value(json_object_get(h, "title")), title);
                     live++;
                 }
                 json_decref(j);
@@ -1189,6 +1547,223 @@ static void test_busy_and_connection_limit(void **state)
     srv_server_close(s2);
 }
 
+/* ---- side servers: no key, a full write queue, graceful shutdown ------------------------------- */
+
+/* No api key configured: writes answer 403 whatever the client sends. */
+static void test_no_api_key(void **state)
+{
+    (void)state;
+    srv_params p = srv_default_params();
+    p.threads = 1;
+    p.api_key = NULL;
+    ts_side x;
+    ts_side_open(&x, &p, 10);
+    ts_resp r;
+    const char *doc = "{\"_id\":\"nk\",\"text\":\"x\"}";
+    ts_http(x.port, "POST", "/docs", TS_AUTH, doc, strlen(doc), &r);
+    ts_assert_error(&r, 403, "forbidden");
+    ts_resp_free(&r);
+    ts_http(x.port, "POST", "/docs", NULL, doc, strlen(doc), &r);
+    ts_assert_error(&r, 403, "forbidden");
+    ts_resp_free(&r);
+    ts_http(x.port, "DELETE", "/docs/side1", TS_AUTH, NULL, 0, &r);
+    ts_assert_error(&r, 403, "forbidden");
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/docs/side1", NULL, NULL, 0, &r), 200);
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/stats", NULL, NULL, 0, &r), 200);
+    json_t *j = ts_json(&r);
+    assert_true(json_is_false(json_object_get(json_object_get(j, "server"), "writes")));
+    json_decref(j);
+    ts_resp_free(&r);
+    ts_side_close(&x);
+}
+
+static void ts_wait_submitted(srv_server *s, uint64_t want)
+{
+    double t0 = ts_now();
+    while (ts_submitted(s) < want) {
+        if (ts_now() - t0 > 10)
+            fail_msg("%llu write jobs queued after 10 s, want %llu",
+                     (unsigned long long)ts_submitted(s), (unsigned long long)want);
+        ts_sleep_ms(2);
+    }
+}
+
+/* max_write_queue = 2: while the writer is held up (the test holds the map
+ * lock it needs), one job is in the writer, two wait, and the next write is
+ * refused at once with 503 + Retry-After; pages that need no index are
+ * still served; once the writer goes on, the three are committed. */
+static void test_write_queue_full(void **state)
+{
+    (void)state;
+    srv_params p = srv_default_params();
+    p.threads = 1;
+    p.api_key = TS_KEY;
+    p.max_write_queue = 2;
+    ts_side x;
+    ts_side_open(&x, &p, 10);
+    pthread_rwlock_wrlock(&x.s->map_lock);
+    int fa = ts_send_request(x.port, "POST", "/docs", TS_AUTH, "{\"_id\":\"qa\",\"text\":\"qtok\"}");
+    ts_wait_writer_took(x.s, 1);
+    int fb = ts_send_request(x.port, "POST", "/docs", TS_AUTH, "{\"_id\":\"qb\",\"text\":\"qtok\"}");
+    int fc = ts_send_request(x.port, "DELETE", "/docs/side1", TS_AUTH, NULL);
+    ts_wait_submitted(x.s, 3);
+    ts_resp r;
+    const char *doc = "{\"_id\":\"qd\",\"text\":\"qtok\"}";
+    ts_http(x.port, "POST", "/docs", TS_AUTH, doc, strlen(doc), &r);
+    ts_assert_error(&r, 503, "overloaded");
+    assert_true(ts_header_has(&r, "Retry-After: 1"));
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/", NULL, NULL, 0, &r), 200);
+    ts_resp_free(&r);
+    pthread_rwlock_unlock(&x.s->map_lock);
+    int fds[3] = { fa, fb, fc };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ts_read_response(fds[i], &r), 200);
+        ts_resp_free(&r);
+        close(fds[i]);
+    }
+    assert_int_equal(ts_http(x.port, "GET", "/docs/qa", NULL, NULL, 0, &r), 200);
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/docs/qb", NULL, NULL, 0, &r), 200);
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/docs/side1", NULL, NULL, 0, &r), 404);
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/docs/qd", NULL, NULL, 0, &r), 404);
+    ts_resp_free(&r);
+    assert_int_equal(ts_http(x.port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    assert_non_null(strstr(r.body, "\nlexis_write_queue_rejected_total 1\n"));
+    assert_non_null(strstr(r.body, "\nlexis_write_requests_total 3\n"));
+    assert_non_null(strstr(r.body, "\nlexis_write_queue_depth 0\n"));
+    ts_resp_free(&r);
+    ts_side_close(&x);
+}
+
+static int ts_wait_done(ts_side *x, double seconds)
+{
+    double t0 = ts_now();
+    while (!atomic_load(&x->done) && ts_now() - t0 < seconds)
+        ts_sleep_ms(5);
+    return atomic_load(&x->done);
+}
+
+/* 1 if the peer closed fd (EOF or reset) within `seconds`. */
+static int ts_closed_within(int fd, double seconds)
+{
+    double t0 = ts_now();
+    char buf[4096];
+    while (ts_now() - t0 < seconds) {
+        struct pollfd pf = { fd, POLLIN, 0 };
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k <= 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* srv_server_stop (what SIGTERM does) while a write is in flight (read,
+ * queued and taken by the writer, which the test holds up): the server
+ * stops accepting at once, answers a new request on a kept-alive
+ * connection with 503 + Connection: close, waits for the write, answers
+ * it 200, and only then returns; the write is committed. */
+static void test_shutdown_write_in_flight(void **state)
+{
+    (void)state;
+    srv_params p = srv_default_params();
+    p.threads = 1;
+    p.api_key = TS_KEY;
+    p.shutdown_grace_s = 10;
+    ts_side x;
+    ts_side_open(&x, &p, 10);
+    ts_resp r;
+    int k2 = ts_connect(x.port);                 /* kept alive, known to the worker */
+    const char *health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(ts_roundtrip(k2, health, strlen(health), &r), 200);
+    ts_resp_free(&r);
+
+    pthread_rwlock_wrlock(&x.s->map_lock);
+    int fw = ts_send_request(x.port, "POST", "/docs", TS_AUTH, "{\"_id\":\"late\",\"text\":\"latetok\"}");
+    ts_wait_writer_took(x.s, 1);
+    double t_stop = ts_now();
+    srv_server_stop(x.s);
+    /* Accepting stops: new connections are refused. */
+    int refused = 0;
+    while (!refused && ts_now() - t_stop < 5) {
+        int fd = ts_connect(x.port);
+        if (fd < 0)
+            refused = 1;
+        else
+            close(fd);
+        ts_sleep_ms(10);
+    }
+    assert_true(refused);
+    /* A new request on a kept-alive connection: 503, and the connection closes. */
+    assert_int_equal(ts_roundtrip(k2, health, strlen(health), &r), 503);
+    assert_true(ts_header_has(&r, "Connection: close"));
+    ts_assert_error(&r, 503, "overloaded");
+    ts_resp_free(&r);
+    assert_true(ts_closed_within(k2, 3));
+    close(k2);
+    /* Still waiting for the write. */
+    ts_sleep_ms(200);
+    assert_false(atomic_load(&x.done));
+    pthread_rwlock_unlock(&x.s->map_lock);
+    assert_int_equal(ts_read_response(fw, &r), 200);
+    json_t *j = ts_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "indexed")), 1);
+    json_decref(j);
+    ts_resp_free(&r);
+    close(fw);
+    assert_true(ts_wait_done(&x, 5));
+    print_message("shutdown with a write in flight: returned %.0f ms after the stop "
+                  "(the write was held %.0f+ ms)\n", (x.t_done - t_stop) * 1e3, 200.0);
+    /* Committed. */
+    idx_reader *rd;
+    uint32_t docid;
+    assert_int_equal(idx_reader_open(x.env, &rd), 0);
+    assert_int_equal(idx_reader_lookup(rd, "late", 4, &docid), 0);
+    idx_reader_close(rd);
+    ts_side_close(&x);
+}
+
+/* srv_server_stop while a search is being answered (the worker waits in
+ * it for the map lock the test holds): it is answered 200 with its hits,
+ * then the server returns, well before the grace period. */
+static void test_shutdown_search_in_flight(void **state)
+{
+    (void)state;
+    srv_params p = srv_default_params();
+    p.threads = 1;
+    p.shutdown_grace_s = 10;
+    ts_side x;
+    ts_side_open(&x, &p, 10);
+    ts_resp r;
+    int k = ts_connect(x.port);
+    const char *health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(ts_roundtrip(k, health, strlen(health), &r), 200);
+    ts_resp_free(&r);
+    pthread_rwlock_wrlock(&x.s->map_lock);
+    const char *search = "POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
+                         "{\"query\":\"sidetok3\"}";
+    assert_int_equal(ts_send_all(k, search, strlen(search)), 0);
+    ts_sleep_ms(300);                            /* the worker is in the search */
+    double t_stop = ts_now();
+    srv_server_stop(x.s);
+    ts_sleep_ms(300);
+    assert_false(atomic_load(&x.done));
+    pthread_rwlock_unlock(&x.s->map_lock);
+    assert_int_equal(ts_read_response(k, &r), 200);
+    assert_non_null(strstr(r.body, "\"side3\""));
+    ts_resp_free(&r);
+    close(k);
+    assert_true(ts_wait_done(&x, 5));
+    assert_true(x.t_done - t_stop < 3);
+    ts_side_close(&x);
+}
+
 /* ---- internals ------------------------------------------------------------------------------------ */
 
 static void test_json_writer(void **state)
@@ -1293,10 +1868,16 @@ int main(void)
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_large_reply_latency),
         cmocka_unit_test(test_slow_client),
+        cmocka_unit_test(test_slow_dribbler_and_reader),
+        cmocka_unit_test(test_http_garbage),
         cmocka_unit_test(test_access_log),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_add_to_searchable),
         cmocka_unit_test(test_busy_and_connection_limit),
+        cmocka_unit_test(test_no_api_key),
+        cmocka_unit_test(test_write_queue_full),
+        cmocka_unit_test(test_shutdown_write_in_flight),
+        cmocka_unit_test(test_shutdown_search_in_flight),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, ts_setup, ts_teardown);
