@@ -35,7 +35,7 @@ BUILD    := build/$(CFG)
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS   := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP -fno-strict-aliasing
-LDLIBS   := -lopenblas -llmdb -lxxhash -ljansson -lutf8proc -lstemmer -lstreamvbyte -lroaring -levent -levent_pthreads -lm -lpthread
+LDLIBS   := -lopenblas -llmdb -lxxhash -ljansson -lutf8proc -lstemmer -lstreamvbyte -lroaring -lzstd -levent -levent_pthreads -lm -lpthread
 ifeq ($(NATIVE),1)
 CFLAGS   += -march=native
 endif

@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 
 const idx_segment *idx_reader_segments(const idx_reader *r, uint32_t *n);
-idx_stxn *idx_reader_txn(const idx_reader *r);
 
 typedef struct check_ctx {
     FILE *out;
@@ -119,8 +118,12 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
     uint64_t live = 0, total_len = 0, nids = 0, bytes;
     idx_scur *cur;
     idx_val k, v;
-    if ((rc = idx_scur_open(t, IDX_DB_DOCS, &cur)) != 0)
+    idx_docdec dec;
+    idx_docdec_init(&dec, env);
+    if ((rc = idx_scur_open(t, IDX_DB_DOCS, &cur)) != 0) {
+        idx_docdec_free(&dec);
         goto out;
+    }
     for (rc = idx_scur_seek(cur, NULL, 0, &k, &v); rc == 0; rc = idx_scur_next(cur, &k, &v)) {
         rep->docs++;
         if (k.size != 4) {
@@ -133,7 +136,7 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
             check_fail(&c, "document %u: checksum mismatch", docid);
             continue;
         }
-        if (idx_doc_parse(docid, v.data, v.size, &d)) {
+        if (idx_doc_decode(&dec, t, docid, v.data, v.size, &d)) {
             check_fail(&c, "document %u: stored record does not parse", docid);
             continue;
         }
@@ -150,6 +153,7 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
         total_len += d.len;
     }
     idx_scur_close(cur);
+    idx_docdec_free(&dec);
     if (rc != LX_E_NOTFOUND)
         goto out;
     if ((rc = idx_store_count(t, IDX_DB_IDS, &nids, &bytes)) != 0)

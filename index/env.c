@@ -182,6 +182,15 @@ static int idx_env_load_meta(idx_env *env)
         rc = LX_E_VERSION;
         goto out_abort;
     }
+    if (env->format_version < IDX_FORMAT_VERSION) {
+        /* Version 1 stored documents uncompressed, without a codec byte. */
+        idx_env_set_error(env, LX_E_VERSION,
+                          "%s: index format version %u is older than this lexis reads (%u); "
+                          "rebuild it (lexis build --force)", env->path, env->format_version,
+                          IDX_FORMAT_VERSION);
+        rc = LX_E_VERSION;
+        goto out_abort;
+    }
     if ((rc = idx_meta_get_str(t, "analyzer", env->analyzer_desc, sizeof env->analyzer_desc))
         || (rc = idx_meta_get_str(t, "fields", env->fields_buf, sizeof env->fields_buf)))
         goto out_corrupt;
@@ -279,7 +288,11 @@ int idx_env_open(const char *path, int flags, const idx_create_params *cp,
     if (!env)
         return LX_E_NOMEM;
     env->path = strdup(path);
-    if (!env->path) { free(env); return LX_E_NOMEM; }
+    if (!env->path || idx_docshared_new(&env->docs)) {
+        free(env->path);
+        free(env);
+        return LX_E_NOMEM;
+    }
 
     struct stat st;
     char datafile[4096];
@@ -369,6 +382,7 @@ int idx_env_open(const char *path, int flags, const idx_create_params *cp,
 out_close:
     idx_store_close(env->store);
 out_free:
+    idx_docshared_free(env->docs);
     free(env->field_storage);
     free(env->path);
     free(env);
@@ -380,6 +394,7 @@ void idx_env_close(idx_env *env)
     if (!env)
         return;
     idx_store_close(env->store);
+    idx_docshared_free(env->docs);
     free(env->field_storage);
     free(env->path);
     free(env);

@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#define IDX_FORMAT_VERSION 1
+#define IDX_FORMAT_VERSION 2
 #define IDX_BLOCK_SIZE 128
 #define IDX_MAX_ID_BYTES 255      /* external document id length limit */
 #define IDX_NO_DOC UINT32_MAX
@@ -244,7 +244,7 @@ int idx_reader_is_deleted(const idx_reader *r, uint32_t docid);
 /* 1 when no document is deleted: cursors skip the check entirely. */
 int idx_reader_has_deletes(const idx_reader *r);
 
-/* A stored document, borrowing LMDB memory until the reader closes. */
+/* A stored document (see idx_reader_doc for how long it is valid). */
 typedef struct idx_doc {
     uint32_t docid;
     uint32_t len;
@@ -254,8 +254,13 @@ typedef struct idx_doc {
     const char *values[8]; size_t value_lens[8];
 } idx_doc;
 
-/* LX_E_NOTFOUND for a deleted or unknown docid. */
-int idx_reader_doc(const idx_reader *r, uint32_t docid, idx_doc *out);
+/* LX_E_NOTFOUND for a deleted or unknown docid. The id borrows LMDB memory
+ * until the reader closes; the fields may live in the reader's buffer for a
+ * decompressed document, valid until the next idx_reader_doc on r. */
+int idx_reader_doc(idx_reader *r, uint32_t docid, idx_doc *out);
+/* The external id alone (no decompression), borrowing LMDB memory until the
+ * reader closes. LX_E_NOTFOUND for a deleted or unknown docid. */
+int idx_reader_doc_id(const idx_reader *r, uint32_t docid, const char **id, size_t *id_len);
 /* External id -> internal id. LX_E_NOTFOUND if absent. */
 int idx_reader_lookup(const idx_reader *r, const char *id, size_t id_len, uint32_t *docid);
 

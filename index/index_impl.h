@@ -14,8 +14,9 @@
  *   postings  u32be term_id, u32be seg -> postings list (layout below)
  *   segments  u32be seg -> u32 base, u32 ndocs, f32 k1, f32 b, f32 avgdl,
  *                          u32 checksum, u32 doclen[ndocs]
- *   docs      u32be docid -> u32 checksum, u32 doclen, u16 id_len, id,
- *                          u16 nfields, { u16 name_len, name, u32 len, value }*
+ *             "docdict"  -> zstd dictionary of the stored documents (docstore.c)
+ *   docs      u32be docid -> u32 checksum, u32 doclen, u16 id_len, id, u8 codec,
+ *                          fields block, raw or zstd-compressed (docstore.c)
  *   ids       external id bytes -> u32 docid
  *   deleted   "bitmap"   -> portable Roaring bitmap of deleted docids
  *
@@ -36,6 +37,7 @@
 
 #include "index.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #define IDX_PLIST_HEADER 24
@@ -154,6 +156,8 @@ typedef struct idx_stats_disk {
     uint64_t ndeleted;
 } idx_stats_disk;
 
+typedef struct idx_docshared idx_docshared;    /* docstore.c */
+
 struct idx_env {
     idx_store *store;
     char *path;
@@ -164,6 +168,7 @@ struct idx_env {
     size_t nfields;
     float k1, b;
     uint32_t format_version;
+    idx_docshared *docs;        /* owned: dictionary and decompression contexts */
     char errmsg[512];
 };
 
@@ -184,7 +189,58 @@ int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *ou
  * transaction (merge.c). The caller holds the writer lock. */
 int idx_merge_segments(idx_env *env, uint32_t *segments_before);
 
-/* Parse a stored document value (zero copy). */
-int idx_doc_parse(uint32_t docid, const void *val, size_t len, idx_doc *out);
+/* The read transaction of a reader (reader.c), for check.c and merge.c. */
+idx_stxn *idx_reader_txn(const idx_reader *r);
+
+/* ---- stored documents (docstore.c, the only caller of zstd) ------------------ */
+
+/* A fields block larger than this is refused (and never decompressed). */
+#define IDX_MAX_DOC_BYTES (256u << 20)
+
+enum { IDX_DOC_RAW = 0, IDX_DOC_ZSTD = 1, IDX_DOC_ZSTD_DICT = 2 };
+
+/* Per environment: the digested dictionary and a pool of decompression
+ * contexts, shared by all threads (locked inside). Owned by the env. */
+typedef struct idx_docshared idx_docshared;
+int idx_docshared_new(idx_docshared **out);
+void idx_docshared_free(idx_docshared *s);
+
+/* Decoding state of one reader (or writer, or check): a decompression
+ * context borrowed from the env's pool and a buffer that holds the last
+ * decompressed document. Not thread-safe. */
+typedef struct idx_docdec {
+    idx_docshared *shared;
+    void *dctx;
+    unsigned char *buf;
+    size_t cap;
+} idx_docdec;
+void idx_docdec_init(idx_docdec *d, idx_env *env);
+void idx_docdec_free(idx_docdec *d);
+/* Parses a docs value. id points into val; the fields point into val (raw)
+ * or into d's buffer, valid until the next decode with d. t: the
+ * transaction to read the dictionary from, the first time it is needed. */
+int idx_doc_decode(idx_docdec *d, idx_stxn *t, uint32_t docid, const void *val, size_t len,
+                   idx_doc *out);
+/* Only the header and the id (nfields = 0); never decompresses. */
+int idx_doc_decode_id(uint32_t docid, const void *val, size_t len, idx_doc *out);
+
+/* Encoding state of a writer: compression context, dictionary, buffer. */
+typedef struct idx_docenc {
+    void *cctx, *cdict;
+    unsigned char *buf;
+    size_t cap;
+} idx_docenc;
+void idx_docenc_init(idx_docenc *e);
+void idx_docenc_free(idx_docenc *e);
+/* Before a flush's documents, in its transaction: loads the dictionary, or,
+ * if the index has none yet and this batch is large enough, trains one on
+ * the batch's raw records and stores it in meta. */
+int idx_docenc_begin(idx_docenc *e, idx_stxn *t, const unsigned char *const *recs,
+                     const size_t *rec_lens, size_t n);
+/* Turns a raw record (the writer's layout: u32 checksum, u32 doclen, u16
+ * id_len, id, fields block) into a docs value; *out is valid until the next
+ * call. */
+int idx_docenc_encode(idx_docenc *e, const unsigned char *rec, size_t rec_len,
+                      const unsigned char **out, size_t *out_len);
 
 #endif

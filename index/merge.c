@@ -18,7 +18,6 @@
 #include <string.h>
 
 const idx_segment *idx_reader_segments(const idx_reader *r, uint32_t *n);
-idx_stxn *idx_reader_txn(const idx_reader *r);
 
 typedef struct merge_buf {
     uint32_t *docs, *tfs;

@@ -19,6 +19,7 @@ struct idx_reader {
     uint32_t nsegs;
     idx_delset *del;         /* NULL when nothing is deleted */
     idx_scur *pcur;          /* postings cursor, reused */
+    idx_docdec dec;          /* the last decompressed document */
 };
 
 int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out)
@@ -38,41 +39,6 @@ int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *ou
     return 0;
 }
 
-int idx_doc_parse(uint32_t docid, const void *val, size_t len, idx_doc *out)
-{
-    const unsigned char *v = val, *end = v + len, *p;
-    if (len < IDX_DOC_HEADER + 4)
-        return LX_E_CORRUPT;
-    out->docid = docid;
-    out->len = lx_ld32(v + 4);
-    p = v + IDX_DOC_HEADER;
-    uint16_t l;
-    memcpy(&l, p, 2); p += 2;
-    if ((size_t)(end - p) < (size_t)l + 2)
-        return LX_E_CORRUPT;
-    out->id = (const char *)p;
-    out->id_len = l;
-    p += l;
-    memcpy(&l, p, 2); p += 2;
-    if (l > IDX_MAX_FIELDS)
-        return LX_E_CORRUPT;
-    out->nfields = l;
-    for (size_t i = 0; i < out->nfields; i++) {
-        if (end - p < 2) return LX_E_CORRUPT;
-        memcpy(&l, p, 2); p += 2;
-        if ((size_t)(end - p) < (size_t)l + 4) return LX_E_CORRUPT;
-        out->names[i] = (const char *)p;
-        out->name_lens[i] = l;
-        p += l;
-        uint32_t vl = lx_ld32(p); p += 4;
-        if ((size_t)(end - p) < vl) return LX_E_CORRUPT;
-        out->values[i] = (const char *)p;
-        out->value_lens[i] = vl;
-        p += vl;
-    }
-    return p == end ? 0 : LX_E_CORRUPT;
-}
-
 int idx_reader_open(idx_env *env, idx_reader **out)
 {
     int rc;
@@ -80,6 +46,7 @@ int idx_reader_open(idx_env *env, idx_reader **out)
     if (!r)
         return LX_E_NOMEM;
     r->env = env;
+    idx_docdec_init(&r->dec, env);
     if ((rc = idx_store_begin(env->store, 0, &r->t)) != 0)
         goto out_free;
     idx_stats_disk sd;
@@ -143,6 +110,7 @@ void idx_reader_close(idx_reader *r)
     idx_scur_close(r->pcur);
     idx_store_abort(r->t);
     idx_delset_free(r->del);
+    idx_docdec_free(&r->dec);
     free(r->segs);
     free(r);
 }
@@ -234,7 +202,7 @@ int idx_reader_is_deleted(const idx_reader *r, uint32_t docid)
     return r->del ? idx_delset_contains(r->del, docid) : 0;
 }
 
-int idx_reader_doc(const idx_reader *r, uint32_t docid, idx_doc *out)
+int idx_reader_doc(idx_reader *r, uint32_t docid, idx_doc *out)
 {
     unsigned char key[4];
     idx_val v;
@@ -242,7 +210,21 @@ int idx_reader_doc(const idx_reader *r, uint32_t docid, idx_doc *out)
     int rc = idx_store_get(r->t, IDX_DB_DOCS, key, 4, &v);
     if (rc)
         return rc;
-    return idx_doc_parse(docid, v.data, v.size, out);
+    return idx_doc_decode(&r->dec, r->t, docid, v.data, v.size, out);
+}
+
+int idx_reader_doc_id(const idx_reader *r, uint32_t docid, const char **id, size_t *id_len)
+{
+    unsigned char key[4];
+    idx_val v;
+    idx_doc d;
+    lx_st32be(key, docid);
+    int rc = idx_store_get(r->t, IDX_DB_DOCS, key, 4, &v);
+    if (rc || (rc = idx_doc_decode_id(docid, v.data, v.size, &d)))
+        return rc;
+    *id = d.id;
+    *id_len = d.id_len;
+    return 0;
 }
 
 int idx_reader_lookup(const idx_reader *r, const char *id, size_t id_len, uint32_t *docid)
@@ -266,5 +248,4 @@ const idx_segment *idx_reader_segments(const idx_reader *r, uint32_t *n)
     *n = r->nsegs;
     return r->segs;
 }
-idx_stxn *idx_reader_txn(const idx_reader *r);
 idx_stxn *idx_reader_txn(const idx_reader *r) { return r->t; }

@@ -73,6 +73,8 @@ struct idx_writer {
     size_t ndocs, docs_cap;
     unsigned char *blob;
     size_t blob_len, blob_cap;
+    idx_docenc docenc;     /* stored documents: compression (docstore.c) */
+    idx_docdec docdec;     /* and reading back replaced ones */
     /* batch ids: open addressing of indexes into docs (+1; 0 empty) */
     uint32_t *idtab;
     size_t idtab_cap;
@@ -118,6 +120,8 @@ int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out)
     if (!w)
         return LX_E_NOMEM;
     w->env = env;
+    idx_docenc_init(&w->docenc);
+    idx_docdec_init(&w->docdec, env);
     w->p = p ? *p : idx_writer_default_params();
     if (!w->p.log)
         w->p.log = stderr;
@@ -195,6 +199,8 @@ void idx_writer_abandon(idx_writer *w)
     free(w->idtab);
     free(w->docs);
     free(w->blob);
+    idx_docenc_free(&w->docenc);
+    idx_docdec_free(&w->docdec);
     free(w->dels);
     lx_arena_free(&w->term_arena);
     enc_analyzer_close(w->an);
@@ -374,6 +380,11 @@ int idx_writer_add(idx_writer *w, const char *id, size_t id_len,
     size_t need = IDX_DOC_HEADER + 2 + id_len + 2;
     for (size_t i = 0; i < nfields; i++)
         need += 2 + strlen(names[i]) + 4 + value_lens[i];
+    if (need > IDX_MAX_DOC_BYTES) {
+        idx_env_set_error(w->env, LX_E_TOOBIG, "document '%.*s' is larger than %u MiB",
+                          (int)(id_len > 64 ? 64 : id_len), id, IDX_MAX_DOC_BYTES >> 20);
+        return LX_E_TOOBIG;
+    }
     if ((rc = idx_writer_reserve_blob(w, need)) != 0)
         return rc;
     if (w->ndocs == w->docs_cap) {
@@ -559,7 +570,7 @@ static int flush_delete_committed(flush_state *fs, uint32_t docid)
     lx_st32be(key, docid);
     if ((rc = idx_store_get(fs->t, IDX_DB_DOCS, key, 4, &v)) != 0)
         return rc == LX_E_NOTFOUND ? LX_E_CORRUPT : rc;
-    if ((rc = idx_doc_parse(docid, v.data, v.size, &doc)) != 0)
+    if ((rc = idx_doc_decode(&fs->w->docdec, fs->t, docid, v.data, v.size, &doc)) != 0)
         return rc;
     /* Terms of the document, counted. */
     fs->nterms = 0;
@@ -664,8 +675,25 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
     /* 2. Documents: replace committed ids, write docs and ids. */
     uint64_t replaced = 0;
     uint32_t *lens = calloc(w->ndocs ? w->ndocs : 1, sizeof *lens);
-    if (!lens)
+    const unsigned char **recs = malloc((w->ndocs ? w->ndocs : 1) * sizeof *recs);
+    size_t *rec_lens = malloc((w->ndocs ? w->ndocs : 1) * sizeof *rec_lens);
+    size_t nrecs = 0;
+    if (!lens || !recs || !rec_lens) {
+        free(recs);
+        free(rec_lens);
+        free(lens);
         return LX_E_NOMEM;
+    }
+    for (size_t i = 0; i < w->ndocs; i++)
+        if (!w->docs[i].dropped) {
+            recs[nrecs] = w->blob + w->docs[i].blob_off;
+            rec_lens[nrecs++] = w->docs[i].blob_len;
+        }
+    rc = idx_docenc_begin(&w->docenc, t, recs, rec_lens, nrecs);
+    free(recs);
+    free(rec_lens);
+    if (rc)
+        goto out_lens;
     for (size_t i = 0; i < w->ndocs; i++) {
         wdoc *d = &w->docs[i];
         if (d->dropped)
@@ -685,7 +713,11 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
         unsigned char key[4], dv[4];
         lx_st32be(key, d->docid);
         lx_st32(dv, d->docid);
-        if ((rc = idx_store_put(t, IDX_DB_DOCS, key, 4, w->blob + d->blob_off, d->blob_len, 0))
+        const unsigned char *sv;
+        size_t svl;
+        /* Doc ids only grow, so docs are appended (LMDB fills pages). */
+        if ((rc = idx_docenc_encode(&w->docenc, w->blob + d->blob_off, d->blob_len, &sv, &svl))
+            || (rc = idx_store_put(t, IDX_DB_DOCS, key, 4, sv, svl, 1))
             || (rc = idx_store_put(t, IDX_DB_IDS, id, idl, dv, 4, 0)))
             goto out_lens;
         lens[i] = d->len;

@@ -308,7 +308,7 @@ value_of() { awk -v k=" $2" 'f { print substr($0, 2); exit } $0 == k { f = 1 }' 
 expect 0 "$LEXIS" build vidx --corpus base.jsonl --quiet
 mdb_dump -s meta vidx > meta.dump || fail "mdb_dump -s meta failed"
 fmt=$(tohex format)
-[ "$(value_of meta.dump "$fmt")" = 01000000 ] || fail "meta 'format' is not u32 1: $(value_of meta.dump "$fmt")"
+[ "$(value_of meta.dump "$fmt")" = 02000000 ] || fail "meta 'format' is not u32 2: $(value_of meta.dump "$fmt")"
 awk -v k=" $fmt" 'f { $0 = " 63000000"; f = 0 } $0 == k { f = 1 } { print }' meta.dump > meta99.dump
 mdb_load -s meta -f meta99.dump vidx 2>/dev/null || fail "mdb_load -s meta failed"
 mdb_dump -s meta vidx > meta.check
@@ -321,6 +321,14 @@ for c in "search vidx x" "add vidx base.jsonl" "check vidx" "inspect vidx" "insp
 done
 expect 1 "$LEXIS" build vidx --corpus base.jsonl
 mdb_dump -s meta vidx | cmp -s - meta.check || fail "a command modified the newer-format index"
+# An older format (1: documents stored raw) is refused too, not misread.
+awk -v k=" $fmt" 'f { $0 = " 01000000"; f = 0 } $0 == k { f = 1 } { print }' meta.dump > meta1.dump
+mdb_load -s meta -f meta1.dump vidx 2>/dev/null || fail "mdb_load -s meta (version 1) failed"
+for c in "search vidx x" "check vidx" "add vidx base.jsonl"; do
+    # shellcheck disable=SC2086
+    expect 1 "$LEXIS" $c
+    stderr_has 'version 1 is older.*rebuild' "lexis $c (format 1)"
+done
 
 # ---- a flipped byte in a postings block ----------------------------------------------------
 # "commonword" in 300 documents: three blocks of 128. Flip a byte of block 0's data.

@@ -433,14 +433,20 @@ static void test_map_grows_on_demand(void **state)
     idx_writer_params wp = idx_writer_default_params();
     wp.mem_budget = (size_t)24 << 20;     /* a few commits, each growing the map */
     assert_int_equal(idx_writer_open(env, &wp, &w), 0);
-    /* ~100 MB of stored text: past the initial 64 MiB map. */
+    /* ~120 MB of stored text that zstd cannot shrink much (random
+     * punctuation, 5 bits a byte, with a word now and then): past the
+     * initial 64 MiB map even compressed. */
     size_t len = 1 << 20;
     char *text = malloc(len + 1);
-    for (size_t i = 0; i < len; i++)
-        text[i] = (i % 7 == 6) ? ' ' : (char)('a' + (i * 31 + i / 7) % 26);
+    static const char punct[] = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        text[i] = (i % 64 < 5) ? "word "[i % 64] : punct[x % 32];
+    }
     text[len] = 0;
     char id[16];
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 120; i++) {
         snprintf(id, sizeof id, "doc%d", i);
         add_doc(w, id, "big", text);
     }
@@ -448,7 +454,129 @@ static void test_map_grows_on_demand(void **state)
     free(text);
     idx_reader *r;
     assert_int_equal(idx_reader_open(env, &r), 0);
-    assert_int_equal(idx_reader_stats(r)->ndocs, 100);
+    assert_int_equal(idx_reader_stats(r)->ndocs, 120);
+    idx_reader_close(r);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
+/* Stored documents: compressed with a dictionary trained on the first large
+ * batch, read back exactly (also by a fresh environment), replaced and
+ * deleted through the compressed form, and a damaged value is an error. */
+static void make_text(char *buf, size_t cap, unsigned i)
+{
+    static const char *words[] = { "parser", "library", "json", "server", "fast", "small",
+                                   "tool", "network", "data", "format", "python", "module" };
+    size_t n = 0;
+    unsigned x = i * 2654435761u + 1;
+    for (unsigned k = 0; k < 20 + i % 30 && n + 32 < cap; k++) {
+        x = x * 1103515245u + 12345u;
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s %u", k ? " " : "", words[(x >> 16) % 12],
+                              (x >> 8) % 100);
+    }
+}
+
+static uint8_t doc_codec(idx_reader *r, uint32_t docid)
+{
+    unsigned char key[4];
+    idx_val v;
+    lx_st32be(key, docid);
+    assert_int_equal(idx_store_get(idx_reader_txn(r), IDX_DB_DOCS, key, 4, &v), 0);
+    uint16_t l;
+    memcpy(&l, (const char *)v.data + IDX_DOC_HEADER, 2);
+    return ((const uint8_t *)v.data)[IDX_DOC_HEADER + 2 + l];
+}
+
+static void test_stored_documents_compressed(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "z");
+    idx_writer *w;
+    char id[16], title[32], text[1024];
+    assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+    for (unsigned i = 0; i < 600; i++) {
+        snprintf(id, sizeof id, "doc%u", i);
+        snprintf(title, sizeof title, "title %u", i);
+        make_text(text, sizeof text, i);
+        add_doc(w, id, title, text);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+    /* Replace and delete documents compressed with the dictionary: the
+     * writer reads them back to take their terms out of the statistics. */
+    assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+    for (unsigned i = 0; i < 600; i += 7) {
+        snprintf(id, sizeof id, "doc%u", i);
+        make_text(text, sizeof text, i + 1000);
+        add_doc(w, id, "replaced", text);
+    }
+    assert_int_equal(idx_writer_delete(w, "doc5", 4), 0);
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_check_clean(env);
+    idx_env_close(env);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/z", dir);
+    assert_int_equal(idx_env_open(path, IDX_RDONLY, NULL, &env, NULL, 0), 0);
+    idx_reader *r;
+    assert_int_equal(idx_reader_open(env, &r), 0);
+    assert_int_equal(idx_reader_stats(r)->ndocs, 599);
+    int dict_docs = 0;
+    for (unsigned i = 0; i < 600; i++) {
+        uint32_t docid;
+        snprintf(id, sizeof id, "doc%u", i);
+        int rc = idx_reader_lookup(r, id, strlen(id), &docid);
+        if (i == 5) {
+            assert_int_equal(rc, LX_E_NOTFOUND);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        idx_doc d;
+        assert_int_equal(idx_reader_doc(r, docid, &d), 0);
+        assert_int_equal(d.nfields, 2);
+        make_text(text, sizeof text, i % 7 ? i : i + 1000);
+        snprintf(title, sizeof title, "title %u", i);
+        const char *want_title = i % 7 ? title : "replaced";
+        assert_int_equal(d.value_lens[0], strlen(want_title));
+        assert_memory_equal(d.values[0], want_title, d.value_lens[0]);
+        assert_int_equal(d.value_lens[1], strlen(text));
+        assert_memory_equal(d.values[1], text, d.value_lens[1]);
+        const char *xid;
+        size_t xl;
+        assert_int_equal(idx_reader_doc_id(r, docid, &xid, &xl), 0);
+        assert_int_equal(xl, strlen(id));
+        assert_memory_equal(xid, id, xl);
+        dict_docs += doc_codec(r, docid) == IDX_DOC_ZSTD_DICT;
+    }
+    assert_true(dict_docs >= 500);        /* the first batch trained a dictionary */
+
+    /* Every flipped byte of a compressed value decodes to an error or to
+     * some document, never past its bounds (ASan watches). */
+    uint32_t docid;
+    assert_int_equal(idx_reader_lookup(r, "doc3", 4, &docid), 0);
+    unsigned char key[4];
+    idx_val v;
+    lx_st32be(key, docid);
+    assert_int_equal(idx_store_get(idx_reader_txn(r), IDX_DB_DOCS, key, 4, &v), 0);
+    unsigned char *copy = malloc(v.size);
+    memcpy(copy, v.data, v.size);
+    idx_docdec dec;
+    idx_docdec_init(&dec, env);
+    int rejected = 0;
+    for (size_t i = 4; i < v.size; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            copy[i] ^= (unsigned char)(1 << bit);
+            idx_doc d;
+            rejected += idx_doc_decode(&dec, idx_reader_txn(r), docid, copy, v.size, &d) != 0;
+            copy[i] ^= (unsigned char)(1 << bit);
+        }
+        /* truncated */
+        idx_doc d;
+        assert_int_not_equal(idx_doc_decode(&dec, idx_reader_txn(r), docid, copy, i, &d), 0);
+    }
+    assert_true(rejected > 0);
+    idx_docdec_free(&dec);
+    free(copy);
     idx_reader_close(r);
     idx_env_close(env);
     remove_tmpdir(dir);
@@ -465,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_writer_rejects_bad_ids),
         cmocka_unit_test(test_jsonl_ingest_reports),
         cmocka_unit_test(test_map_grows_on_demand),
+        cmocka_unit_test(test_stored_documents_compressed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -294,7 +294,7 @@ int cmd_eval(int argc, char **argv)
             }
             for (uint32_t h = 0; h < res.n; h++) {
                 idx_doc d;
-                if ((rc = idx_reader_doc(r, res.hits[h].docid, &d)) != 0) {
+                if ((rc = idx_reader_doc_id(r, res.hits[h].docid, &d.id, &d.id_len)) != 0) {
                     out = cli_fail(rc, "reading a hit", NULL);
                     goto out_free;
                 }

@@ -216,12 +216,13 @@ int cmd_run(int argc, char **argv)
             goto out_close;
         }
         for (uint32_t h = 0; h < res.n; h++) {
-            idx_doc d;
-            if ((rc = idx_reader_doc(r, res.hits[h].docid, &d)) != 0) {
+            const char *id;
+            size_t id_len;
+            if ((rc = idx_reader_doc_id(r, res.hits[h].docid, &id, &id_len)) != 0) {
                 out = cli_fail(rc, "reading a hit", NULL);
                 goto out_close;
             }
-            printf("%s Q0 %.*s %u %.6f %s\n", qs[i].id, (int)d.id_len, d.id, h + 1,
+            printf("%s Q0 %.*s %u %.6f %s\n", qs[i].id, (int)id_len, id, h + 1,
                    res.hits[h].score, o.tag);
         }
     }
