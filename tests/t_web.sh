@@ -5,13 +5,19 @@
 # tests/web/node_modules is missing; install them with
 #   tools/install-deps.sh --web      (apt: chromium nodejs npm; npm ci in tests/web)
 # Environment: LEXIS (binary), BUILD (screenshots go to $BUILD/web;
-# default build/release), CHROMIUM (default /usr/bin/chromium).
+# default build/release), CHROMIUM (default /usr/bin/chromium),
+# LEXIS_REQUIRE_WEB=1 (CI: a missing browser or node fails instead of skipping).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${LEXIS:=$ROOT/build/release/lexis}"
 : "${BUILD:=build/release}"
 : "${CHROMIUM:=/usr/bin/chromium}"
-skip() { echo "SKIP: $* (tools/install-deps.sh --web installs it)"; echo PASS; exit 0; }
+skip() {
+    if [ "${LEXIS_REQUIRE_WEB:-0}" = 1 ]; then
+        echo "FAIL: $* and LEXIS_REQUIRE_WEB=1 (tools/install-deps.sh --web installs it)"; exit 1
+    fi
+    echo "SKIP: $* (tools/install-deps.sh --web installs it)"; echo PASS; exit 0
+}
 [ -x "$LEXIS" ] || { echo "FAIL: LEXIS=$LEXIS is not an executable"; exit 1; }
 [ -x "$CHROMIUM" ] || skip "no $CHROMIUM"
 command -v node >/dev/null 2>&1 || skip "no node"

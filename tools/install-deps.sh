@@ -17,10 +17,13 @@ done
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 liblmdb-dev lmdb-utils libxxhash-dev libopenblas-dev libopenblas0-pthread libevent-dev libcmocka-dev
-libjansson-dev libutf8proc-dev libstemmer-dev libstreamvbyte-dev libroaring-dev
+libjansson-dev libutf8proc-dev libstemmer-dev libstreamvbyte-dev libroaring-dev libzstd-dev
 python3"
 if [ $WEB = 1 ]; then
-    PKGS="$PKGS chromium nodejs npm"
+    PKGS="$PKGS chromium"
+    # A Node.js already on the machine (nodesource's, say) conflicts with
+    # Debian's npm package: use it when it has npm, install Debian's otherwise.
+    if ! command -v npm >/dev/null 2>&1; then PKGS="$PKGS nodejs npm"; fi
 fi
 if [ $BENCH = 1 ]; then
     PKGS="$PKGS libxapian-dev python3-xapian sqlite3 libsqlite3-dev gnuplot wrk hyperfine"
