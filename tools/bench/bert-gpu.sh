@@ -53,5 +53,5 @@ BATCH=${BATCH:-128}
 ITERS=${ITERS:-20}
 "$out/bert-bench" --backend cuda --batch "$BATCH" --seqs "$SEQS" --iters "$ITERS" --paths splade,encoder ${BENCH_ARGS:-}
 if [ "${SKIP_HF:-0}" != 1 ]; then
-    python3 tools/bench/bert-hf.py gpu --batch "$BATCH" --seqs "$SEQS" --iters "$ITERS" 2>&1 | grep -E '^hf'
+    python3 tools/bench/bert-hf.py gpu --batch "$BATCH" --seqs "$SEQS" --iters "$ITERS" --paths splade,splade+copy,encoder 2>&1 | grep -E '^hf'
 fi

@@ -9,6 +9,8 @@ BERT-base shape (12 layers, hidden 768, 12 heads, intermediate 3072, vocabulary
 document full length (attention mask of ones), random token ids.
   gpu: transformers BertForMaskedLM in bf16 with SDPA attention; two paths:
        'splade'  encoder + masked-LM head + log1p(relu) max-pool over positions
+                 (left on the GPU; 'splade+copy' also copies it to host memory
+                 as F32, as lexis's splade path does)
        'encoder' the bare encoder (last hidden state)
        timed with CUDA events after warm-up, median of --iters runs.
   cpu: the same model in fp32 on PyTorch's CPU backend with torch.set_num_threads;
@@ -98,6 +100,8 @@ def main():
                                    * am.unsqueeze(-1)).max(dim=1).values,
                 "encoder": lambda: m.bert(input_ids=ids, attention_mask=am, token_type_ids=tt).last_hidden_state,
             }
+            # lexis's splade path ends with the pooled [B, V] F32 in host memory; this one does too
+            fns["splade+copy"] = lambda: fns["splade"]().float().cpu()
             for p in paths:
                 f = fns[p]
                 with torch.inference_mode():
@@ -113,7 +117,7 @@ def main():
                         torch.cuda.synchronize()
                         ts.append(e0.elapsed_time(e1) / 1e3)
                 t = statistics.median(ts)
-                print("hf %-7s seq %3d batch %d: %8.1f docs/s (%.2f ms/batch)" % (p, S, B, B / t, t * 1e3), flush=True)
+                print("hf %-11s seq %3d batch %d: %8.1f docs/s (%.2f ms/batch)" % (p, S, B, B / t, t * 1e3), flush=True)
     else:
         B, iters = a.batch or 8, a.iters or 3
         torch.set_num_threads(a.threads)
