@@ -360,6 +360,19 @@ static tcase *make_cases(int *n)
         if (!causal) { c->kind[3] = K_MASK; c->sh[3][0] = T; }
         c->dsh[0] = T; c->dsh[1] = 4 * 64;
     }
+    {   /* head_dim 64, short sequences: one partial query tile, one of 1 token */
+        tcase *c = &cs[k++];
+        c->name = "attention-d64-short";
+        int32_t off[4] = {0, 40, 41, 64};
+        c->a = (kn_op_args){.op = KN_OP_ATTENTION, .n_head = 2, .n_kv_head = 2, .max_len = 40, .scale = 0.125f};
+        c->n_seq = 3;
+        memcpy(c->seq_off, off, sizeof off);
+        c->qkv_packed = 1;
+        c->sh[0][0] = 64; c->sh[0][1] = 128;
+        c->sh[1][0] = 64; c->sh[1][1] = 128;
+        c->sh[2][0] = 64; c->sh[2][1] = 128;
+        c->dsh[0] = 64; c->dsh[1] = 128;
+    }
     {
         tcase *c = &cs[k++];
         c->name = "rope";
