@@ -389,6 +389,15 @@ out_free:
     return rc;
 }
 
+int idx_env_compact(idx_env *env, uint64_t *saved)
+{
+    int rc = idx_store_compact(env->store, env->path, IDX_COMPACT_MIN_FREE_PCT, saved);
+    if (rc)
+        idx_env_set_error(env, rc, "compacting %s: %s", env->path,
+                          idx_store_errmsg(env->store));
+    return rc;
+}
+
 void idx_env_close(idx_env *env)
 {
     if (!env)

@@ -132,6 +132,17 @@ int idx_writer_close(idx_writer *w);
  * gets the number of segments found (1 or 0 with no deletions: no-op). */
 int idx_writer_merge(idx_writer *w, uint32_t *segments_before);
 
+/* Flushes, then drops the free pages a build leaves behind (merging runs
+ * frees their pages, and LMDB never shrinks its file) by rewriting the file
+ * compactly when they are at least IDX_COMPACT_MIN_FREE_PCT percent of it
+ * (LMDB's compacting copy, synced, renamed over data.mdb; a crash leaves the
+ * old file). Afterwards the writer accepts no more documents: close it and
+ * the environment. Only for an index no other process has open, such as a
+ * new build's: a reader elsewhere would keep reading the old file. *saved
+ * gets the bytes given back (0 when there was too little to gain). */
+#define IDX_COMPACT_MIN_FREE_PCT 10
+int idx_writer_compact(idx_writer *w, uint64_t *saved);
+
 /* Frees without committing what is pending (used on errors). */
 void idx_writer_abandon(idx_writer *w);
 

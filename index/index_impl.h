@@ -73,6 +73,12 @@ void idx_store_close(idx_store *s);
 /* Grows the map so that at least `need` more bytes fit. No txn may be open. */
 int  idx_store_grow(idx_store *s, size_t need);
 int  idx_store_info(idx_store *s, uint64_t *map_bytes, uint64_t *used_bytes);
+/* When free pages are at least min_free_pct percent of the file, rewrites it
+ * without them (LMDB's compacting copy into DIR/data.mdb.compact, synced,
+ * renamed over DIR/data.mdb). s stays open on the old file: close it next.
+ * Only for an environment no other process has open. *saved: bytes freed. */
+int  idx_store_compact(idx_store *s, const char *dir, unsigned min_free_pct, uint64_t *saved);
+int  idx_env_compact(idx_env *env, uint64_t *saved);   /* idx_store_compact + message */
 const char *idx_store_errmsg(const idx_store *s);
 
 int  idx_store_begin(idx_store *s, int write, idx_stxn **out);

@@ -15,10 +15,12 @@
 #include <lmdb.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct idx_store {
     MDB_env *env;
@@ -167,6 +169,71 @@ int idx_store_info(idx_store *s, uint64_t *map_bytes, uint64_t *used_bytes)
     mdb_env_stat(s->env, &st);
     *map_bytes = info.me_mapsize;
     *used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    return 0;
+}
+
+/* Pages in use: every named database's, the main database's and the two
+ * meta pages; the rest of the file up to last_pgno is free (LMDB reuses free
+ * pages for later writes but never gives them back to the file system). */
+static int store_used_pages(idx_store *s, uint64_t *used, uint64_t *total)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_txn *txn;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    *total = (uint64_t)info.me_last_pgno + 1;
+    *used = 2 + st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (mrc)
+        return idx_store_rc(s, mrc);
+    for (int i = 0; i < IDX_DB_COUNT; i++) {
+        if ((mrc = mdb_stat(txn, s->dbi[i], &st)) != 0)
+            break;
+        *used += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    mdb_txn_abort(txn);
+    return idx_store_rc(s, mrc);
+}
+
+int idx_store_compact(idx_store *s, const char *dir, unsigned min_free_pct, uint64_t *saved)
+{
+    *saved = 0;
+    uint64_t used, total;
+    int rc = store_used_pages(s, &used, &total);
+    if (rc)
+        return rc;
+    if (used >= total || (total - used) * 100 < (uint64_t)min_free_pct * total)
+        return 0;
+    char tmp[4200], dst[4200];
+    snprintf(tmp, sizeof tmp, "%s/data.mdb.compact", dir);
+    snprintf(dst, sizeof dst, "%s/data.mdb", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(s->errmsg, sizeof s->errmsg, "data.mdb.compact: %s", strerror(e));
+        return e;
+    }
+    struct stat before, after;
+    int mrc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (mrc == 0 && (fsync(fd) != 0 || fstat(fd, &after) != 0))
+        mrc = errno;
+    close(fd);
+    if (mrc == 0 && (stat(dst, &before) != 0 || rename(tmp, dst) != 0))
+        mrc = errno;
+    if (mrc) {
+        rc = idx_store_rc(s, mrc);
+        unlink(tmp);
+        return rc;
+    }
+    /* The rename itself must reach the disk before we say it is done. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    if (before.st_size > after.st_size)
+        *saved = (uint64_t)(before.st_size - after.st_size);
     return 0;
 }
 

@@ -60,6 +60,7 @@ struct idx_writer {
     idx_env *env;
     idx_writer_params p;
     int lock_fd;
+    int compacted;         /* the file was swapped: no more writes (see compact) */
     enc_analyzer *an;
 
     idx_stats_disk stats;  /* committed statistics (copy) */
@@ -833,6 +834,11 @@ int idx_writer_flush(idx_writer *w)
 {
     if (w->ndocs == 0 && w->ndels == 0)
         return 0;
+    if (w->compacted) {
+        /* Writes now would go to the replaced file and be lost. */
+        idx_env_set_error(w->env, LX_E_INVAL, "writer used after idx_writer_compact");
+        return LX_E_INVAL;
+    }
     int rc;
     wterm **terms = malloc((w->nterms + 1) * sizeof *terms);
     if (!terms)
@@ -904,6 +910,20 @@ int idx_writer_merge(idx_writer *w, uint32_t *segments_before)
         return rc;
     }
     return idx_writer_load_stats(w);
+}
+
+int idx_writer_compact(idx_writer *w, uint64_t *saved)
+{
+    *saved = 0;
+    int rc = idx_writer_flush(w);
+    if (rc)
+        return rc;
+    /* Under the writer lock, so no other writer commits to the file being
+     * replaced. The environment stays mapped on the old file until closed. */
+    rc = idx_env_compact(w->env, saved);
+    if (rc == 0 && *saved)
+        w->compacted = 1;
+    return rc;
 }
 
 /* ---- JSON lines ------------------------------------------------------------------ */

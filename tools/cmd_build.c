@@ -46,6 +46,10 @@ static void build_help(FILE *f, int is_build)
             "A bad line is reported with its line number and skipped; the exit status\n"
             "is then 3. Each batch commits atomically: an interrupted run keeps every\n"
             "committed batch intact.\n");
+    if (is_build)
+        fprintf(f, "At the end the batches are merged into one segment and the file is\n"
+                   "rewritten without the free pages that leaves (when they are 10%% of it\n"
+                   "or more).\n");
 }
 
 typedef struct ingest_opts {
@@ -54,6 +58,7 @@ typedef struct ingest_opts {
     uint32_t batch_docs;
     int strict, quiet;
     int merge;            /* merge segments at the end (build always) */
+    int compact;          /* then drop the free pages (build: a new index) */
 } ingest_opts;
 
 /* Opens the input before anything is created, so a wrong path leaves no
@@ -107,6 +112,12 @@ static int ingest(idx_env *env, const ingest_opts *o, FILE *f, uint64_t total)
         if (mrc)
             rc = mrc;
     }
+    uint64_t freed = 0;
+    if ((rc == 0 || rc == LX_E_INPUT) && o->compact) {
+        int mrc = idx_writer_compact(w, &freed);
+        if (mrc)
+            rc = mrc;
+    }
     int crc = idx_writer_close(w);
     if (!rc)
         rc = crc;
@@ -117,10 +128,11 @@ static int ingest(idx_env *env, const ingest_opts *o, FILE *f, uint64_t total)
     if (!o->quiet) {
         fprintf(stderr,
                 "lexis: %llu documents indexed (%llu replaced), %llu lines skipped, "
-                "%llu commits%s, %.2f s, %.0f docs/s\n",
+                "%llu commits%s%s, %.2f s, %.0f docs/s\n",
                 (unsigned long long)rep.indexed, (unsigned long long)rep.replaced,
                 (unsigned long long)rep.skipped, (unsigned long long)rep.commits,
-                nseg > 1 ? " (runs merged into one segment)" : "", el,
+                nseg > 1 ? " (runs merged into one segment)" : "",
+                freed ? ", free pages dropped" : "", el,
                 el > 0 ? (double)rep.indexed / el : 0.0);
     }
     if (rc == LX_E_INPUT) {
@@ -264,7 +276,7 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
     }
     const char *path = argv[optind];
     if (is_build)
-        o.merge = 1;
+        o.merge = o.compact = 1;
     else
         o.input = argv[optind + 1];
 
