@@ -197,16 +197,8 @@ int idx_doc_decode(idx_docdec *d, idx_stxn *t, uint32_t docid, const void *val, 
     body += 4;
     if (size > IDX_MAX_DOC_BYTES)
         return LX_E_CORRUPT;
-    if (size > d->cap) {
-        size_t cap = d->cap ? d->cap : 4096;
-        while (cap < size)
-            cap *= 2;
-        unsigned char *b = realloc(d->buf, cap);
-        if (!b)
-            return LX_E_NOMEM;
-        d->buf = b;
-        d->cap = cap;
-    }
+    if ((rc = lx_buf_reserve((void **)&d->buf, &d->cap, size, 4096)) != 0)
+        return rc;
     if ((rc = docdec_ctx(d)) != 0)
         return rc;
     size_t got;
@@ -324,16 +316,9 @@ int idx_docenc_encode(idx_docenc *e, const unsigned char *rec, size_t rec_len,
     const unsigned char *f = raw_fields(rec, &fl, rec_len);
     size_t head = (size_t)(f - rec);
     size_t bound = head + 1 + 4 + ZSTD_compressBound(fl);
-    if (bound > e->cap) {
-        size_t cap = e->cap ? e->cap : 4096;
-        while (cap < bound)
-            cap *= 2;
-        unsigned char *b = realloc(e->buf, cap);
-        if (!b)
-            return LX_E_NOMEM;
-        e->buf = b;
-        e->cap = cap;
-    }
+    int rc = lx_buf_reserve((void **)&e->buf, &e->cap, bound, 4096);
+    if (rc)
+        return rc;
     unsigned char *p = e->buf;
     memcpy(p, rec, head);
     /* Level 3 (DOC_LEVEL): on the Debian corpus level 9 saved 1.5% of the

@@ -346,17 +346,7 @@ static int idx_writer_grow_ids(idx_writer *w)
 
 static int idx_writer_reserve_blob(idx_writer *w, size_t n)
 {
-    if (w->blob_len + n <= w->blob_cap)
-        return 0;
-    size_t cap = w->blob_cap ? w->blob_cap : 1 << 20;
-    while (cap < w->blob_len + n)
-        cap *= 2;
-    unsigned char *b = realloc(w->blob, cap);
-    if (!b)
-        return LX_E_NOMEM;
-    w->blob = b;
-    w->blob_cap = cap;
-    return 0;
+    return lx_buf_reserve((void **)&w->blob, &w->blob_cap, w->blob_len + n, 1 << 20);
 }
 
 /* ---- adding ------------------------------------------------------------------- */

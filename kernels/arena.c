@@ -101,3 +101,18 @@ void lx_arena_free(lx_arena *a)
     a->head = NULL;
     a->used_total = 0;
 }
+
+int lx_buf_reserve(void **buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : first ? first : 64;
+    while (c < need)
+        c *= 2;
+    void *b = realloc(*buf, c);
+    if (!b)
+        return LX_E_NOMEM;
+    *buf = b;
+    *cap = c;
+    return 0;
+}

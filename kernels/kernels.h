@@ -93,6 +93,11 @@ char *lx_arena_strndup(lx_arena *a, const char *s, size_t n);
 void  lx_arena_reset(lx_arena *a);   /* keeps the first block, frees others */
 void  lx_arena_free(lx_arena *a);
 
+/* A growable buffer owned by the caller: makes *buf (of *cap bytes, NULL/0
+ * at first) hold at least `need` bytes, doubling from `first` (or from *cap),
+ * keeping the contents. LX_E_NOMEM leaves *buf and *cap as they were. */
+int   lx_buf_reserve(void **buf, size_t *cap, size_t need, size_t first);
+
 /* ---- small helpers shared by all layers --------------------------------- */
 
 /* Unaligned little-endian loads and stores: LMDB values are only 2-byte
