@@ -24,6 +24,12 @@
 #include <string.h>
 
 #define QRY_WINDOW 4096
+/* The first windows run before the threshold means anything (every term
+ * essential): 512, 1024, 2048 doc ids, then QRY_WINDOW. A threshold from
+ * the first 512 documents already prunes the rest: -2.3% instructions at
+ * k=10 on the Debian corpus (256 and 1024 did no better; k=1000 and the
+ * synthetic 2M corpus unchanged within 0.1%). */
+#define QRY_FIRST_WINDOW 512
 
 static int by_bound(const void *a, const void *b)
 {
@@ -46,6 +52,7 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t)
     memset(acc, 0, sizeof acc);
     memset(bits, 0, sizeof bits);
     uint32_t first_ess = 0;
+    uint32_t win = QRY_FIRST_WINDOW;
     for (;;) {
         while (first_ess < n && !qry_topk_would_enter(t, ub[first_ess]))
             first_ess++;
@@ -57,7 +64,9 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t)
                 base = cs[i]->doc;
         if (base == QRY_END)
             break;
-        uint32_t end = base <= QRY_END - QRY_WINDOW ? base + QRY_WINDOW : QRY_END;
+        uint32_t end = base <= QRY_END - win ? base + win : QRY_END;
+        if (win < QRY_WINDOW)
+            win *= 2;
 
         /* Essential terms, term at a time, into the window. */
         for (uint32_t i = first_ess; i < n; i++)
