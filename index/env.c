@@ -237,6 +237,12 @@ static int dir_is_empty(const char *path)
  *                    pages only), or our named databases, all empty
  *   PROBE_FOREIGN    anything else (never touched)
  * A directory holding files other than LMDB's and ours is foreign. */
+int idx_is_index_file(const char *name)
+{
+    return !strcmp(name, "data.mdb") || !strcmp(name, "lock.mdb") || !strcmp(name, "write.lock")
+           || !strcmp(name, IDX_COMPACT_FILE);
+}
+
 enum { PROBE_FOREIGN, PROBE_ABANDONED, PROBE_INDEX };
 
 static int idx_env_probe(const char *path, uint64_t data_size)
@@ -248,8 +254,7 @@ static int idx_env_probe(const char *path, uint64_t data_size)
     int other = 0;
     while ((e = readdir(d)) != NULL) {
         const char *n = e->d_name;
-        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "data.mdb") && strcmp(n, "lock.mdb")
-            && strcmp(n, "write.lock"))
+        if (strcmp(n, ".") && strcmp(n, "..") && !idx_is_index_file(n))
             other = 1;
     }
     closedir(d);

@@ -76,6 +76,12 @@ const char *idx_env_fields(const idx_env *env);
 void idx_env_bm25(const idx_env *env, float *k1, float *b);
 const char *idx_env_path(const idx_env *env);
 
+/* 1 for the names of the files an index directory may hold: LMDB's
+ * data.mdb and lock.mdb, our write.lock, and IDX_COMPACT_FILE (a compaction
+ * a crash interrupted; the next writer removes it). */
+#define IDX_COMPACT_FILE "data.mdb.compact"
+int idx_is_index_file(const char *name);
+
 /* ---- writing --------------------------------------------------------------- */
 
 typedef struct idx_writer_params {

@@ -206,7 +206,7 @@ int idx_store_compact(idx_store *s, const char *dir, unsigned min_free_pct, uint
     if (used >= total || (total - used) * 100 < (uint64_t)min_free_pct * total)
         return 0;
     char tmp[4200], dst[4200];
-    snprintf(tmp, sizeof tmp, "%s/data.mdb.compact", dir);
+    snprintf(tmp, sizeof tmp, "%s/" IDX_COMPACT_FILE, dir);
     snprintf(dst, sizeof dst, "%s/data.mdb", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {

@@ -144,6 +144,9 @@ int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out)
         idx_env_set_error(env, rc, "%s: another process is writing to this index", env->path);
         goto out_free;
     }
+    /* Under the lock no compaction runs: a copy left here was interrupted. */
+    snprintf(lockpath, sizeof lockpath, "%s/" IDX_COMPACT_FILE, env->path);
+    unlink(lockpath);
     enc_analyzer_params ap;
     char storage[256];
     if ((rc = enc_analyzer_params_parse(env->analyzer_desc, &ap, storage, sizeof storage))

@@ -273,6 +273,23 @@ stderr_has 'not a lexis index' "build --force over a foreign directory"
 cksum foreign/notes.txt | cmp -s - sum-foreign || fail "foreign file modified"
 ls -d foreign?* 2>/dev/null && fail "build left foreign.* directories behind"
 
+# ---- a compaction a crash interrupted ---------------------------------------------------------
+# build rewrites data.mdb into data.mdb.compact and renames it; a kill in
+# between leaves the copy. The index is intact and still an index (build
+# --force replaces it); the next writer removes the copy.
+awk 'BEGIN { for (i = 1; i <= 600; i++) printf "{\"_id\":\"c%d\",\"text\":\"compact word%d filler%d\"}\n", i, i, i % 9 }' > c.jsonl
+expect 0 "$LEXIS" build cidx --corpus c.jsonl --batch-docs 20 --quiet
+printf 'half a copy' > cidx/data.mdb.compact
+expect 0 "$LEXIS" check cidx
+[ "$(docs cidx)" = 600 ] || fail "interrupted compaction: $(docs cidx) documents"
+expect 0 "$LEXIS" build cidx --corpus c.jsonl --batch-docs 20 --quiet --force
+[ -e cidx/data.mdb.compact ] && fail "build --force kept the interrupted copy"
+printf 'half a copy' > cidx/data.mdb.compact
+printf '{"_id":"c601","text":"compact"}\n' > c1.jsonl
+expect 0 "$LEXIS" add cidx c1.jsonl --quiet
+[ -e cidx/data.mdb.compact ] && fail "the next writer kept the interrupted copy"
+[ "$(docs cidx)" = 601 ] || fail "after add: $(docs cidx) documents"
+
 # ---- a plain file as the index path ------------------------------------------------------
 echo "just a file" > plain
 cksum plain > sum-plain

@@ -176,20 +176,26 @@ static int is_index_dir(const char *dir)
     int ok = 1;
     while (ok && (e = readdir(d)) != NULL) {
         const char *n = e->d_name;
-        ok = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "data.mdb")
-             || !strcmp(n, "lock.mdb") || !strcmp(n, "write.lock");
+        ok = !strcmp(n, ".") || !strcmp(n, "..") || idx_is_index_file(n);
     }
     closedir(d);
     return ok;
 }
 
+/* Removes the index files in dir, then dir itself if that left it empty. */
 static void remove_index_dir(const char *dir)
 {
-    const char *files[] = { "data.mdb", "lock.mdb", "write.lock" };
-    char p[4096];
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[4400];
+        while ((e = readdir(d)) != NULL) {
+            if (idx_is_index_file(e->d_name)) {
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                unlink(p);
+            }
+        }
+        closedir(d);
     }
     rmdir(dir);
 }
