@@ -203,12 +203,18 @@ int idx_doc_decode(idx_docdec *d, idx_stxn *t, uint32_t docid, const void *val, 
         return rc;
     size_t got;
     if (codec == IDX_DOC_ZSTD_DICT) {
-        ZSTD_DDict *dd;
-        if ((rc = shared_ddict(d->shared, t, &dd)) != 0)
-            return rc;
-        if (!dd)
-            return LX_E_CORRUPT;          /* compressed with a dictionary that is not there */
-        got = ZSTD_decompress_usingDDict(d->dctx, d->buf, size, body, (size_t)(end - body), dd);
+        /* Once seen, kept: the shared lock is taken once per decoder, not
+         * once per document. */
+        if (!d->ddict) {
+            ZSTD_DDict *dd;
+            if ((rc = shared_ddict(d->shared, t, &dd)) != 0)
+                return rc;
+            if (!dd)
+                return LX_E_CORRUPT;      /* compressed with a dictionary that is not there */
+            d->ddict = dd;
+        }
+        got = ZSTD_decompress_usingDDict(d->dctx, d->buf, size, body, (size_t)(end - body),
+                                         d->ddict);
     } else {
         got = ZSTD_decompressDCtx(d->dctx, d->buf, size, body, (size_t)(end - body));
     }

@@ -230,6 +230,12 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
+int idx_is_index_file(const char *name)
+{
+    return !strcmp(name, "data.mdb") || !strcmp(name, "lock.mdb") || !strcmp(name, "write.lock")
+           || !strcmp(name, IDX_COMPACT_FILE);
+}
+
 /* What a directory with a data.mdb holds:
  *   PROBE_INDEX      a lexis index (a format version is recorded)
  *   PROBE_ABANDONED  what a creation killed before committing its settings
@@ -237,12 +243,6 @@ static int dir_is_empty(const char *path)
  *                    pages only), or our named databases, all empty
  *   PROBE_FOREIGN    anything else (never touched)
  * A directory holding files other than LMDB's and ours is foreign. */
-int idx_is_index_file(const char *name)
-{
-    return !strcmp(name, "data.mdb") || !strcmp(name, "lock.mdb") || !strcmp(name, "write.lock")
-           || !strcmp(name, IDX_COMPACT_FILE);
-}
-
 enum { PROBE_FOREIGN, PROBE_ABANDONED, PROBE_INDEX };
 
 static int idx_env_probe(const char *path, uint64_t data_size)

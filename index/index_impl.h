@@ -207,7 +207,6 @@ enum { IDX_DOC_RAW = 0, IDX_DOC_ZSTD = 1, IDX_DOC_ZSTD_DICT = 2 };
 
 /* Per environment: the digested dictionary and a pool of decompression
  * contexts, shared by all threads (locked inside). Owned by the env. */
-typedef struct idx_docshared idx_docshared;
 int idx_docshared_new(idx_docshared **out);
 void idx_docshared_free(idx_docshared *s);
 
@@ -217,6 +216,7 @@ void idx_docshared_free(idx_docshared *s);
 typedef struct idx_docdec {
     idx_docshared *shared;
     void *dctx;
+    const void *ddict;    /* the shared dictionary once seen (it never changes) */
     unsigned char *buf;
     size_t cap;
 } idx_docdec;

@@ -202,12 +202,17 @@ int idx_reader_is_deleted(const idx_reader *r, uint32_t docid)
     return r->del ? idx_delset_contains(r->del, docid) : 0;
 }
 
-int idx_reader_doc(idx_reader *r, uint32_t docid, idx_doc *out)
+static int doc_value(const idx_reader *r, uint32_t docid, idx_val *v)
 {
     unsigned char key[4];
-    idx_val v;
     lx_st32be(key, docid);
-    int rc = idx_store_get(r->t, IDX_DB_DOCS, key, 4, &v);
+    return idx_store_get(r->t, IDX_DB_DOCS, key, 4, v);
+}
+
+int idx_reader_doc(idx_reader *r, uint32_t docid, idx_doc *out)
+{
+    idx_val v;
+    int rc = doc_value(r, docid, &v);
     if (rc)
         return rc;
     return idx_doc_decode(&r->dec, r->t, docid, v.data, v.size, out);
@@ -215,11 +220,9 @@ int idx_reader_doc(idx_reader *r, uint32_t docid, idx_doc *out)
 
 int idx_reader_doc_id(const idx_reader *r, uint32_t docid, const char **id, size_t *id_len)
 {
-    unsigned char key[4];
     idx_val v;
     idx_doc d;
-    lx_st32be(key, docid);
-    int rc = idx_store_get(r->t, IDX_DB_DOCS, key, 4, &v);
+    int rc = doc_value(r, docid, &v);
     if (rc || (rc = idx_doc_decode_id(docid, v.data, v.size, &d)))
         return rc;
     *id = d.id;

@@ -293,8 +293,9 @@ int cmd_eval(int argc, char **argv)
                 goto out_free;
             }
             for (uint32_t h = 0; h < res.n; h++) {
-                idx_doc d;
-                if ((rc = idx_reader_doc_id(r, res.hits[h].docid, &d.id, &d.id_len)) != 0) {
+                const char *id;
+                size_t id_len;
+                if ((rc = idx_reader_doc_id(r, res.hits[h].docid, &id, &id_len)) != 0) {
                     out = cli_fail(rc, "reading a hit", NULL);
                     goto out_free;
                 }
@@ -302,7 +303,7 @@ int cmd_eval(int argc, char **argv)
                  * so that ties resolve exactly as trec_eval would see them. */
                 char buf[32];
                 snprintf(buf, sizeof buf, "%.6f", res.hits[h].score);
-                if (ranking_add(&rk, d.id, d.id_len, strtod(buf, NULL))) {
+                if (ranking_add(&rk, id, id_len, strtod(buf, NULL))) {
                     out = cli_fail(LX_E_NOMEM, "eval", NULL);
                     goto out_free;
                 }
