@@ -228,7 +228,7 @@ static float *run_case(kn_backend *be, const tcase *c, const hostdata *h, kn_dty
 
 static tcase *make_cases(int *n)
 {
-    static tcase cs[40];
+    static tcase cs[48];
     int k = 0;
     memset(cs, 0, sizeof cs);
     /* matmul [37,45] x [29,45]^T + bias, each activation */
@@ -267,7 +267,7 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 136;
         c->dsh[0] = 77; c->dsh[1] = 136;
     }
-    {   /* BERT's width: the one-warp-per-row layer norm on CUDA (16-bit) */
+    {   /* BERT's width: the vectorized layer norm on CUDA (16-bit) */
         tcase *c = &cs[k++];
         c->name = "layernorm-768+residual";
         c->a = (kn_op_args){.op = KN_OP_LAYERNORM, .eps = 1e-12f};
@@ -276,6 +276,19 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 768;
         c->kind[3] = K_VEC; c->sh[3][0] = 768;
         c->dsh[0] = T_; c->dsh[1] = 768;
+    }
+    /* the CUDA 16-bit layer norm's block shapes: 8 rows of one chunk each
+     * (most threads idle), and 257 chunks (one row a block, 9 warps) */
+    for (int wide = 0; wide < 2; wide++) {
+        int C = wide ? 2056 : 8;
+        tcase *c = &cs[k++];
+        c->name = wide ? "layernorm-2056+residual" : "rmsnorm-8+residual";
+        c->a = (kn_op_args){.op = wide ? KN_OP_LAYERNORM : KN_OP_RMSNORM, .eps = 1e-6f};
+        c->kind[0] = K_MAT; c->sh[0][0] = T_; c->sh[0][1] = C;
+        c->kind[1] = K_MAT; c->sh[1][0] = T_; c->sh[1][1] = C;
+        c->kind[2] = K_VEC; c->sh[2][0] = C;
+        if (wide) { c->kind[3] = K_VEC; c->sh[3][0] = C; }
+        c->dsh[0] = T_; c->dsh[1] = C;
     }
     for (int res = 0; res < 2; res++) {
         tcase *c = &cs[k++];
@@ -430,7 +443,7 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 1003;
         c->dsh[0] = 5; c->dsh[1] = 1003;
     }
-    LX_ASSERT(k <= 40);
+    LX_ASSERT(k <= 48);
     *n = k;
     return cs;
 }

@@ -15,11 +15,12 @@
  *   matmul       16-bit types: cuBLASLt (row-major trick: C^T = W X^T), its
  *                descriptors and algorithm cached per shape (lt_plan), the
  *                bias (rounded to the storage type) and relu in its
- *                epilogue, GELU (exact erf) one vectorized pass after it.
+ *                epilogue, GELU (erf, see erf_rational) one vectorized pass
+ *                after it.
  *                F32, or no cuBLASLt: cublasGemmEx, then a bias + activation
  *                pass.
- *   layernorm    16-bit rows of up to 1024 (multiple of 8): one warp per row,
- *   rmsnorm      16-byte loads, the row held in registers; otherwise one
+ *   layernorm    16-bit rows of up to 8192 (multiple of 8): a thread per
+ *   rmsnorm      16-byte chunk, the row held in registers; otherwise one
  *                block per row through shared memory. Two-pass
  *                mean/variance, residual fused; dst may alias src0 or the
  *                residual.
@@ -113,7 +114,32 @@ __device__ __forceinline__ void st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void st(__half *p, float v) { *p = __float2half_rn(v); }
 
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+/* erf(x) as the CPU backend computes it (cpu.c's ferf): Eigen's rational
+ * approximation, odd degree 13 over even degree 8, clamped to [-4, 4]
+ * where erf is +-1 in F32. Branch-free, 13 FMAs and a division: it costs
+ * about half of erff, which made the GELU pass after the FFN-up GEMM
+ * compute-bound rather than memory-bound. */
+__device__ __forceinline__ float erf_rational(float x)
+{
+    x = fminf(fmaxf(x, -4.0f), 4.0f);
+    float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = fmaf(p, x2, 2.77068142495902e-08f);
+    p = fmaf(p, x2, -2.10102402082508e-06f);
+    p = fmaf(p, x2, -5.69250639462346e-05f);
+    p = fmaf(p, x2, -7.34990630326855e-04f);
+    p = fmaf(p, x2, -2.95459980854025e-03f);
+    p = fmaf(p, x2, -1.60960333262415e-02f);
+    p = p * x;
+    float q = -1.45660718464996e-05f;
+    q = fmaf(q, x2, -2.13374055278905e-04f);
+    q = fmaf(q, x2, -1.68282697438203e-03f);
+    q = fmaf(q, x2, -7.37332916720468e-03f);
+    q = fmaf(q, x2, -1.42647390514189e-02f);
+    return __fdividef(p, q);
+}
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f)); }
 
 __device__ __forceinline__ float warp_sum(float v)
 {
@@ -197,86 +223,116 @@ __global__ void k_norm(T *y, long long ld_y, const T *x, long long ld_x, const T
         st(yr + c, (rowv[c] - mean) * inv * g[c] + (b ? b[c] : 0.0f));
 }
 
-/* Layer norm for 16-bit rows of C <= 1024 (C % 8 == 0): one warp per row,
- * each lane holding up to 4 chunks of 8 values in registers, so the row is
- * read once with 16-byte loads and dst may alias x or res. */
+/* Layer norm for 16-bit rows of C <= 8192 (C % 8 == 0): blockDim.x
+ * threads (C / 8 rounded up to a warp) per row, one 16-byte chunk of x and
+ * one of the residual each, blockDim.y rows a block. Every chunk of a row
+ * is loaded at once, so a block keeps several KB in flight: one warp per
+ * row looping over its chunks left the kernel latency-bound at a third of
+ * the memory bandwidth. The row lives in registers; dst may alias x or res.
+ * Two-pass mean and variance, each a warp sum plus one exchange through
+ * shared memory. */
 template <typename T>
 __global__ void k_norm_vec(T *y, long long ld_y, const T *x, long long ld_x, const T *res, long long ld_r,
                            const float *g, const float *b, int C, float eps, int rms, long long R)
 {
-    long long r = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (r >= R)
-        return;
-    int lane = threadIdx.x & 31, nc = C >> 3;
-    float v[4][8], s = 0;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int c = lane + 32 * i;
-        if (c >= nc)
-            continue;
+    __shared__ float part_s[32], part_q[32];
+    long long r = (long long)blockIdx.x * blockDim.y + threadIdx.y;
+    int c = threadIdx.x, nc = C >> 3, wpr = blockDim.x >> 5;
+    int lane = c & 31, slot = threadIdx.y * wpr + (c >> 5);
+    bool ok = r < R && c < nc;
+    float v[8], s = 0;
+    if (ok) {
         uint4 u = *(const uint4 *)(x + r * ld_x + c * 8), ur = make_uint4(0, 0, 0, 0);
         if (res)
             ur = *(const uint4 *)(res + r * ld_r + c * 8);
         const T *e = (const T *)&u, *er = (const T *)&ur;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            v[i][j] = ld(e + j) + (res ? ld(er + j) : 0.0f);
-            s += v[i][j];
+            v[j] = ld(e + j) + (res ? ld(er + j) : 0.0f);
+            s += v[j];
         }
-    }
-    float mean = rms ? 0.0f : warp_sum(s) / C, q = 0;
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-        if (lane + 32 * i < nc)
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                q += (v[i][j] - mean) * (v[i][j] - mean);
-    float inv = rsqrtf(warp_sum(q) / C + eps);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int c = lane + 32 * i;
-        if (c >= nc)
-            continue;
-        float gg[8], bb[8];
-        *(float4 *)gg = *(const float4 *)(g + c * 8);
-        *(float4 *)(gg + 4) = *(const float4 *)(g + c * 8 + 4);
-        if (b) {
-            *(float4 *)bb = *(const float4 *)(b + c * 8);
-            *(float4 *)(bb + 4) = *(const float4 *)(b + c * 8 + 4);
-        }
-        uint4 u;
-        T *e = (T *)&u;
+    } else {
 #pragma unroll
         for (int j = 0; j < 8; j++)
-            st(e + j, (v[i][j] - mean) * inv * gg[j] + (b ? bb[j] : 0.0f));
-        *(uint4 *)(y + r * ld_y + c * 8) = u;
+            v[j] = 0.0f;
     }
+    float mean = 0.0f;
+    if (!rms) {
+        s = warp_sum(s);
+        if (lane == 0)
+            part_s[slot] = s;
+        __syncthreads();
+        s = 0;
+        for (int i = 0; i < wpr; i++)
+            s += part_s[threadIdx.y * wpr + i];
+        mean = s / C;
+    }
+    float q = 0;
+    if (ok)
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            q += (v[j] - mean) * (v[j] - mean);
+    q = warp_sum(q);
+    if (lane == 0)
+        part_q[slot] = q;
+    __syncthreads();
+    q = 0;
+    for (int i = 0; i < wpr; i++)
+        q += part_q[threadIdx.y * wpr + i];
+    if (!ok)
+        return;
+    float inv = rsqrtf(q / C + eps);
+    float gg[8], bb[8];
+    *(float4 *)gg = *(const float4 *)(g + c * 8);
+    *(float4 *)(gg + 4) = *(const float4 *)(g + c * 8 + 4);
+    if (b) {
+        *(float4 *)bb = *(const float4 *)(b + c * 8);
+        *(float4 *)(bb + 4) = *(const float4 *)(b + c * 8 + 4);
+    }
+    uint4 u;
+    T *e = (T *)&u;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        st(e + j, (v[j] - mean) * inv * gg[j] + (b ? bb[j] : 0.0f));
+    *(uint4 *)(y + r * ld_y + c * 8) = u;
 }
 
-/* In place over 16-bit rows, 8 values (16 bytes) per step: + bias (F32,
- * optional), then the activation (exact GELU or relu). */
+/* In place over 16-bit rows, 8 values (16 bytes) per chunk and BA_U chunks
+ * per thread, all loaded before any is computed: + bias (F32, optional),
+ * then the activation (exact GELU or relu). n = R * C / 8 chunks < 2^32,
+ * so the row of a chunk is a 32-bit division. */
+enum { BA_U = 4 };
 template <typename T>
-__global__ void k_bias_act_vec(T *y, long long R, int C, long long ld_y, const float *bias, int act)
+__global__ void k_bias_act_vec(T *y, unsigned n, unsigned nc, long long ld_y, const float *bias, int act)
 {
-    int nc = C >> 3;
-    long long n = R * nc;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        long long r = i / nc;
-        int c = (int)(i - r * nc) * 8;
-        T *p = y + r * ld_y + c;
-        uint4 u = *(uint4 *)p;
-        T *e = (T *)&u;
+    uint4 u[BA_U];
+    T *p[BA_U];
+    unsigned col[BA_U];
+    unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
+#pragma unroll
+    for (int k = 0; k < BA_U; k++) {
+        unsigned i = i0 + k * blockDim.x, r = i / nc;
+        col[k] = (i - r * nc) * 8;
+        p[k] = y + (long long)r * ld_y + col[k];
+        if (i < n)
+            u[k] = *(const uint4 *)p[k];
+    }
+#pragma unroll
+    for (int k = 0; k < BA_U; k++) {
+        if (i0 + k * blockDim.x >= n)
+            break;
+        T *e = (T *)&u[k];
         float bb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (bias) {
-            *(float4 *)bb = *(const float4 *)(bias + c);
-            *(float4 *)(bb + 4) = *(const float4 *)(bias + c + 4);
+            *(float4 *)bb = *(const float4 *)(bias + col[k]);
+            *(float4 *)(bb + 4) = *(const float4 *)(bias + col[k] + 4);
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float v = ld(e + j) + bb[j];
             st(e + j, act == KN_ACT_GELU ? gelu_erf(v) : act == KN_ACT_RELU ? fmaxf(v, 0.0f) : v);
         }
-        *(uint4 *)p = u;
+        *(uint4 *)p[k] = u[k];
     }
 }
 
@@ -695,8 +751,11 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
         const float *bias = s2 ? (const float *)s2->data : nullptr;
         /* the bias / activation pass after a GEMM without them: 16 bytes a step when rows allow */
         auto bias_act = [&](const float *bb, int act) {
-            if (sizeof(T) == 2 && C % 8 == 0 && aligned16(y, LD(a->dst), sizeof(T)) && (!bb || aligned16(bb, 0, 4)))
-                k_bias_act_vec<T><<<grid_for(R * C / 8, 256), 256, 0, st_>>>(y, R, C, LD(a->dst), bb, act);
+            long long n = R * C / 8;
+            if (sizeof(T) == 2 && C % 8 == 0 && n < (1ll << 32) - 256 * BA_U && aligned16(y, LD(a->dst), sizeof(T)) &&
+                (!bb || aligned16(bb, 0, 4)))
+                k_bias_act_vec<T><<<(unsigned)((n + 256 * BA_U - 1) / (256 * BA_U)), 256, 0, st_>>>(
+                    y, (unsigned)n, (unsigned)(C / 8), LD(a->dst), bb, act);
             else
                 k_bias_act<T><<<(unsigned)(R < 65535 * 16 ? R : 65535 * 16), 256, 0, st_>>>(y, R, C, LD(a->dst), bb, act);
         };
@@ -737,10 +796,11 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
     case KN_OP_RMSNORM:
         if (R == 0)
             return 0;
-        if (sizeof(T) == 2 && C % 8 == 0 && C <= 1024 && aligned16(y, LD(a->dst), sizeof(T)) &&
+        if (sizeof(T) == 2 && C % 8 == 0 && C <= 8192 && aligned16(y, LD(a->dst), sizeof(T)) &&
             aligned16(s0->data, LD(s0), sizeof(T)) && (!s1 || aligned16(s1->data, LD(s1), sizeof(T))) &&
             aligned16(s2->data, 0, 4) && (a->op == KN_OP_RMSNORM || aligned16(s3->data, 0, 4))) {
-            k_norm_vec<T><<<(unsigned)((R + 7) / 8), 256, 0, st_>>>(y, LD(a->dst), (const T *)s0->data, LD(s0),
+            int nx = (C / 8 + 31) / 32 * 32, ny = nx >= 256 ? 1 : 256 / nx;
+            k_norm_vec<T><<<(unsigned)((R + ny - 1) / ny), dim3(nx, ny), 0, st_>>>(y, LD(a->dst), (const T *)s0->data, LD(s0),
                                                                  s1 ? (const T *)s1->data : nullptr, s1 ? LD(s1) : 0,
                                                                  (const float *)s2->data,
                                                                  a->op == KN_OP_LAYERNORM ? (const float *)s3->data : nullptr,

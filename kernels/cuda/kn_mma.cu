@@ -2,8 +2,9 @@
  *
  * Two kernels where cuBLAS alone cannot do the job:
  *
- *   attention    flash-attention-2 style for head_dim 64. A block of 4 warps
- *                owns 64 query rows of one (sequence, head), 16 per warp.
+ *   attention    flash-attention-2 style for head_dim 64. A block of 8 warps
+ *                (4 for sequences up to 64) owns 128 query rows of one
+ *                (sequence, head), 16 per warp.
  *                K and V tiles of 64 keys stream through shared memory with
  *                cp.async, double-buffered. S = Q K^T, the online softmax,
  *                P (rounded to the storage type) and O += P V all stay in
@@ -95,14 +96,19 @@ __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0
 
 // --- attention --------------------------------------------------------------
 
-enum { FQ = 64, FK = 64, FD = 64, FLD = FD + 8 };
+enum { FK = 64, FD = 64, FLD = FD + 8 };
 
-template <typename T>
-__global__ void __launch_bounds__(128) k_attn_mma(T *o, long long ld_o, const T *q, long long ld_q, const T *k,
-                                                   long long ld_k, const T *v, long long ld_v, const float *mask,
-                                                   const int *seq_off, int group, float scale_log2, int causal)
+/* NW warps, 16 query rows each: a block owns FQ = 16 NW query rows of one
+ * (sequence, head) and streams all its keys; 8 warps (128 queries) halve
+ * the K/V traffic from L2 against 4, for sequences long enough to use them.
+ * Q's fragments come straight from global memory into registers (each is
+ * read once), so shared memory holds only the two K/V buffers (36 KB). */
+template <typename T, int NW>
+__global__ void __launch_bounds__(NW * 32, 16 / NW) k_attn_mma(T *o, long long ld_o, const T *q, long long ld_q, const T *k,
+                                                       long long ld_k, const T *v, long long ld_v, const float *mask,
+                                                       const int *seq_off, int group, float scale_log2, int causal)
 {
-    __shared__ __align__(16) T Qs[FQ * FLD];          /* [64 queries][64 + 8] */
+    constexpr int FQ = 16 * NW, NT = 32 * NW;
     __shared__ __align__(16) T Ks[2][FK * FLD];       /* [2 buffers][64 keys][64 + 8] */
     __shared__ __align__(16) T Vs[2][FK * FLD];
     int s = blockIdx.z, h = blockIdx.y, kh = h / group;
@@ -114,21 +120,16 @@ __global__ void __launch_bounds__(128) k_attn_mma(T *o, long long ld_o, const T 
     const T *qb = q + (long long)b * ld_q + h * FD;
     const T *kb = k + (long long)b * ld_k + kh * FD;
     const T *vb = v + (long long)b * ld_v + kh * FD;
-    /* 64 rows x 8 chunks of 16 bytes per tile: 4 per thread */
-    const int cr = tid >> 3, cc = (tid & 7) * 8;   /* this thread's rows cr + 16 i, chunk cc */
-#pragma unroll
-    for (int i = 0; i < FQ / 16; i++) {
-        int r = cr + 16 * i;
-        bool ok = i0 + r < L;
-        cp16(&Qs[r * FLD + cc], ok ? qb + (long long)(i0 + r) * ld_q + cc : qb, ok);
-    }
+    /* 64 rows x 8 chunks of 16 bytes per tile: this thread's rows cr + RS i, chunk cc */
+    constexpr int RS = NT / 8;
+    const int cr = tid >> 3, cc = (tid & 7) * 8;
     int jend = causal ? min(L, i0 + FQ) : L;
     int n_tiles = (jend + FK - 1) / FK;
     auto load_kv = [&](int tile, int buf) {
         int j0 = tile * FK;
 #pragma unroll
-        for (int i = 0; i < FK / 16; i++) {
-            int r = cr + 16 * i;
+        for (int i = 0; i < FK / RS; i++) {
+            int r = cr + RS * i;
             bool ok = j0 + r < L;
             cp16(&Ks[buf][r * FLD + cc], ok ? kb + (long long)(j0 + r) * ld_k + cc : kb, ok);
             cp16(&Vs[buf][r * FLD + cc], ok ? vb + (long long)(j0 + r) * ld_v + cc : vb, ok);
@@ -137,7 +138,22 @@ __global__ void __launch_bounds__(128) k_attn_mma(T *o, long long ld_o, const T 
     };
     load_kv(0, 0);
     int qi0 = i0 + w * 16 + g, qi1 = qi0 + 8;      /* this thread's two query rows */
+    /* a warp whose 16 rows are all past the sequence only helps load K/V */
+    bool active = i0 + w * 16 < L;
+    /* causal: this warp's last query row bounds the keys it needs */
+    int wend = causal ? min(L, i0 + w * 16 + 16) : L;
     uint32_t qa[FD / 16][4];
+    {
+        const T *q0 = qb + (long long)min(qi0, L - 1) * ld_q + 2 * t;
+        const T *q1 = qb + (long long)min(qi1, L - 1) * ld_q + 2 * t;
+#pragma unroll
+        for (int kk = 0; kk < FD / 16; kk++) {
+            qa[kk][0] = *(const uint32_t *)(q0 + kk * 16);
+            qa[kk][1] = *(const uint32_t *)(q1 + kk * 16);
+            qa[kk][2] = *(const uint32_t *)(q0 + kk * 16 + 8);
+            qa[kk][3] = *(const uint32_t *)(q1 + kk * 16 + 8);
+        }
+    }
     float oacc[FD / 8][4];
 #pragma unroll
     for (int n = 0; n < FD / 8; n++)
@@ -152,86 +168,91 @@ __global__ void __launch_bounds__(128) k_attn_mma(T *o, long long ld_o, const T 
             cp_wait<0>();
         }
         __syncthreads();
-        if (it == 0) {
-            const T *qr = Qs + (w * 16 + g) * FLD + 2 * t;
-#pragma unroll
-            for (int kk = 0; kk < FD / 16; kk++) {
-                qa[kk][0] = *(const uint32_t *)(qr + kk * 16);
-                qa[kk][1] = *(const uint32_t *)(qr + 8 * FLD + kk * 16);
-                qa[kk][2] = *(const uint32_t *)(qr + kk * 16 + 8);
-                qa[kk][3] = *(const uint32_t *)(qr + 8 * FLD + kk * 16 + 8);
-            }
-        }
-        const T *K_ = Ks[buf], *V_ = Vs[buf];
-        /* S[16 x 64] = Q K^T: 8 tiles of 8 keys */
-        float sc[FK / 8][4];
-#pragma unroll
-        for (int n = 0; n < FK / 8; n++) {
-            sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-            const T *kr = K_ + (n * 8 + g) * FLD + 2 * t;
-#pragma unroll
-            for (int kk = 0; kk < FD / 16; kk++) {
-                uint32_t kb2[2] = {*(const uint32_t *)(kr + kk * 16), *(const uint32_t *)(kr + kk * 16 + 8)};
-                mma16816<T>(sc[n], qa[kk], kb2);
-            }
-        }
-        /* mask, scale (log2 domain), row max over the quad */
         int j0 = it * FK;
-        float mt0 = -INFINITY, mt1 = -INFINITY;
+        if (active && j0 < wend) {
+            const T *K_ = Ks[buf], *V_ = Vs[buf];
+            /* S[16 x 64] = Q K^T: 8 tiles of 8 keys */
+            float sc[FK / 8][4];
 #pragma unroll
-        for (int n = 0; n < FK / 8; n++) {
+            for (int n = 0; n < FK / 8; n++) {
+                sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+                const T *kr = K_ + (n * 8 + g) * FLD + 2 * t;
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int j = j0 + n * 8 + 2 * t + e;
-                bool ok = j < L && (!mask || mask[b + j] != 0.0f);
-                bool ok0 = ok && (!causal || j <= qi0), ok1 = ok && (!causal || j <= qi1);
-                sc[n][e] = ok0 ? sc[n][e] * scale_log2 : -INFINITY;
-                sc[n][2 + e] = ok1 ? sc[n][2 + e] * scale_log2 : -INFINITY;
-                mt0 = fmaxf(mt0, sc[n][e]);
-                mt1 = fmaxf(mt1, sc[n][2 + e]);
+                for (int kk = 0; kk < FD / 16; kk++) {
+                    uint32_t kb2[2] = {*(const uint32_t *)(kr + kk * 16), *(const uint32_t *)(kr + kk * 16 + 8)};
+                    mma16816<T>(sc[n], qa[kk], kb2);
+                }
             }
-        }
-        mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 1));
-        mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 2));
-        mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 1));
-        mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 2));
-        float mn0 = fmaxf(m0, mt0), mn1 = fmaxf(m1, mt1);
-        /* a row with nothing valid yet keeps max -inf: use 0 so exp2 gives 0s */
-        float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
-        float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
-        m0 = mn0;
-        m1 = mn1;
-        float ps0 = 0, ps1 = 0;
-        uint32_t pa[FK / 16][4];
+            /* mask, scale (log2 domain), row max over the quad; a tile wholly
+             * inside the sequence, unmasked and not causal needs no checks */
+            float mt0 = -INFINITY, mt1 = -INFINITY;
+            if (!mask && !causal && j0 + FK <= L) {
 #pragma unroll
-        for (int n = 0; n < FK / 8; n++) {
-            float p0 = exp2f(sc[n][0] - base0), p1 = exp2f(sc[n][1] - base0);
-            float p2 = exp2f(sc[n][2] - base1), p3 = exp2f(sc[n][3] - base1);
-            ps0 += p0 + p1;
-            ps1 += p2 + p3;
-            pa[n >> 1][(n & 1) * 2 + 0] = pack2<T>(p0, p1);
-            pa[n >> 1][(n & 1) * 2 + 1] = pack2<T>(p2, p3);
-        }
-        l0 = l0 * corr0 + ps0;
-        l1 = l1 * corr1 + ps1;
+                for (int n = 0; n < FK / 8; n++)
 #pragma unroll
-        for (int n = 0; n < FD / 8; n++) {
-            oacc[n][0] *= corr0;
-            oacc[n][1] *= corr0;
-            oacc[n][2] *= corr1;
-            oacc[n][3] *= corr1;
-        }
-        /* O[16 x 64] += P V: V's B fragments through ldmatrix.trans, two
-         * 8-wide d tiles per x4 */
+                    for (int e = 0; e < 2; e++) {
+                        sc[n][e] *= scale_log2;
+                        sc[n][2 + e] *= scale_log2;
+                        mt0 = fmaxf(mt0, sc[n][e]);
+                        mt1 = fmaxf(mt1, sc[n][2 + e]);
+                    }
+            } else {
 #pragma unroll
-        for (int kk = 0; kk < FK / 16; kk++) {
+                for (int n = 0; n < FK / 8; n++) {
 #pragma unroll
-            for (int dn = 0; dn < FD / 8; dn += 2) {
-                uint32_t vb2[4];
-                int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dn * 8 + (lane >> 4) * 8;
-                ldsm_x4_t(vb2, V_ + r * FLD + c);
-                mma16816<T>(oacc[dn], pa[kk], vb2);
-                mma16816<T>(oacc[dn + 1], pa[kk], vb2 + 2);
+                    for (int e = 0; e < 2; e++) {
+                        int j = j0 + n * 8 + 2 * t + e;
+                        bool ok = j < L && (!mask || mask[b + j] != 0.0f);
+                        bool ok0 = ok && (!causal || j <= qi0), ok1 = ok && (!causal || j <= qi1);
+                        sc[n][e] = ok0 ? sc[n][e] * scale_log2 : -INFINITY;
+                        sc[n][2 + e] = ok1 ? sc[n][2 + e] * scale_log2 : -INFINITY;
+                        mt0 = fmaxf(mt0, sc[n][e]);
+                        mt1 = fmaxf(mt1, sc[n][2 + e]);
+                    }
+                }
+            }
+            mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 1));
+            mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 2));
+            mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 1));
+            mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 2));
+            float mn0 = fmaxf(m0, mt0), mn1 = fmaxf(m1, mt1);
+            /* a row with nothing valid yet keeps max -inf: use 0 so exp2 gives 0s */
+            float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+            float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+            m0 = mn0;
+            m1 = mn1;
+            float ps0 = 0, ps1 = 0;
+            uint32_t pa[FK / 16][4];
+#pragma unroll
+            for (int n = 0; n < FK / 8; n++) {
+                float p0 = exp2f(sc[n][0] - base0), p1 = exp2f(sc[n][1] - base0);
+                float p2 = exp2f(sc[n][2] - base1), p3 = exp2f(sc[n][3] - base1);
+                ps0 += p0 + p1;
+                ps1 += p2 + p3;
+                pa[n >> 1][(n & 1) * 2 + 0] = pack2<T>(p0, p1);
+                pa[n >> 1][(n & 1) * 2 + 1] = pack2<T>(p2, p3);
+            }
+            l0 = l0 * corr0 + ps0;
+            l1 = l1 * corr1 + ps1;
+#pragma unroll
+            for (int n = 0; n < FD / 8; n++) {
+                oacc[n][0] *= corr0;
+                oacc[n][1] *= corr0;
+                oacc[n][2] *= corr1;
+                oacc[n][3] *= corr1;
+            }
+            /* O[16 x 64] += P V: V's B fragments through ldmatrix.trans, two
+             * 8-wide d tiles per x4 */
+#pragma unroll
+            for (int kk = 0; kk < FK / 16; kk++) {
+#pragma unroll
+                for (int dn = 0; dn < FD / 8; dn += 2) {
+                    uint32_t vb2[4];
+                    int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = dn * 8 + (lane >> 4) * 8;
+                    ldsm_x4_t(vb2, V_ + r * FLD + c);
+                    mma16816<T>(oacc[dn], pa[kk], vb2);
+                    mma16816<T>(oacc[dn + 1], pa[kk], vb2 + 2);
+                }
             }
         }
         __syncthreads();       /* this buffer is refilled two tiles on */
@@ -251,21 +272,34 @@ __global__ void __launch_bounds__(128) k_attn_mma(T *o, long long ld_o, const T 
     }
 }
 
+/* 8 warps (128 queries a block) once sequences pass 64 tokens, else 4. */
+template <typename T>
+static cudaError_t attn_launch(T *o, long long ld_o, const T *q, long long ld_q, const T *k, long long ld_k,
+                               const T *v, long long ld_v, const float *mask, const int *seq_off, int n_seq,
+                               int n_head, int group, int max_len, float sl2, int causal, cudaStream_t st)
+{
+    if (max_len > 64) {
+        dim3 grid((unsigned)((max_len + 127) / 128), (unsigned)n_head, (unsigned)n_seq);
+        k_attn_mma<T, 8><<<grid, 256, 0, st>>>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, group, sl2, causal);
+    } else {
+        dim3 grid((unsigned)((max_len + 63) / 64), (unsigned)n_head, (unsigned)n_seq);
+        k_attn_mma<T, 4><<<grid, 128, 0, st>>>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, group, sl2, causal);
+    }
+    return cudaGetLastError();
+}
+
 cudaError_t kn_mma_attention(int is_bf16, void *o, long long ld_o, const void *q, long long ld_q,
                              const void *k, long long ld_k, const void *v, long long ld_v, const float *mask,
                              const int *seq_off, int n_seq, int n_head, int group, int max_len, float scale,
                              int causal, cudaStream_t st)
 {
-    dim3 grid((unsigned)((max_len + FQ - 1) / FQ), (unsigned)n_head, (unsigned)n_seq);
     float sl2 = scale * 1.4426950408889634f;
     if (is_bf16)
-        k_attn_mma<__nv_bfloat16><<<grid, 128, 0, st>>>((__nv_bfloat16 *)o, ld_o, (const __nv_bfloat16 *)q, ld_q,
-                                                        (const __nv_bfloat16 *)k, ld_k, (const __nv_bfloat16 *)v,
-                                                        ld_v, mask, seq_off, group, sl2, causal);
-    else
-        k_attn_mma<__half><<<grid, 128, 0, st>>>((__half *)o, ld_o, (const __half *)q, ld_q, (const __half *)k, ld_k,
-                                                 (const __half *)v, ld_v, mask, seq_off, group, sl2, causal);
-    return cudaGetLastError();
+        return attn_launch<__nv_bfloat16>((__nv_bfloat16 *)o, ld_o, (const __nv_bfloat16 *)q, ld_q,
+                                          (const __nv_bfloat16 *)k, ld_k, (const __nv_bfloat16 *)v, ld_v, mask,
+                                          seq_off, n_seq, n_head, group, max_len, sl2, causal, st);
+    return attn_launch<__half>((__half *)o, ld_o, (const __half *)q, ld_q, (const __half *)k, ld_k,
+                               (const __half *)v, ld_v, mask, seq_off, n_seq, n_head, group, max_len, sl2, causal, st);
 }
 
 // --- fused SPLADE head ------------------------------------------------------
