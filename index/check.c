@@ -4,9 +4,9 @@
  * writer promised: each checksum (statistics, segments, postings headers and
  * blocks, stored documents), that postings decode to strictly increasing ids
  * inside their segment, that each block's max tf / min length / BM25 bound
- * equal what its postings give, that every term's df and cf equal its live
- * postings, that docs and ids map to each other, and that the collection
- * statistics add up. Problems are printed naming the term and block or the
+ * and each list's k-th best scores equal what its postings give, that every
+ * term's df and cf equal its live postings, that docs and ids map to each
+ * other, and that the collection statistics add up. Problems are printed naming the term and block or the
  * document; the walk goes on so one run lists them all.
  */
 #include "index_impl.h"
@@ -43,6 +43,8 @@ static void check_plist(check_ctx *c, const idx_reader *r, const char *term, int
 {
     uint32_t docs[IDX_BLOCK_SIZE], tfs[IDX_BLOCK_SIZE];
     uint64_t total = 0;
+    idx_kth kth;
+    idx_kth_init(&kth);
     for (uint32_t i = 0; i < pl->nblocks; i++) {
         c->rep->blocks++;
         if (idx_block_verify_checksum(pl, i)) {
@@ -62,6 +64,7 @@ static void check_plist(check_ctx *c, const idx_reader *r, const char *term, int
             uint32_t dl = idx_plist_doclen(pl, docs[j]);
             float f = idx_bm25_tfnorm(tfs[j], dl, pl->seg_k1, pl->seg_b, pl->seg_avgdl);
             if (f > fmax) fmax = f;
+            idx_kth_push(&kth, f);
             if (tfs[j] > max_tf) max_tf = tfs[j];
             if (dl < min_dl) min_dl = dl;
             if (tfs[j] == 0)
@@ -81,6 +84,11 @@ static void check_plist(check_ctx *c, const idx_reader *r, const char *term, int
     if (total != pl->n)
         check_fail(c, "term '%.*s' segment %u: header says %u postings, blocks hold %llu", tlen,
                    term, pl->seg, pl->n, (unsigned long long)total);
+    float kv[IDX_KTH_COUNT];
+    idx_kth_finish(&kth, kv);
+    if (total == pl->n && memcmp(kv, pl->kth, sizeof kv) != 0)
+        check_fail(c, "term '%.*s' segment %u: k-th best scores do not match postings", tlen,
+                   term, pl->seg);
     c->rep->postings += total;
 }
 

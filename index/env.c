@@ -183,7 +183,8 @@ static int idx_env_load_meta(idx_env *env)
         goto out_abort;
     }
     if (env->format_version < IDX_FORMAT_VERSION) {
-        /* Version 1 stored documents uncompressed, without a codec byte. */
+        /* Version 1 stored documents uncompressed, without a codec byte;
+         * version 2 postings headers lack the k-th best values. */
         idx_env_set_error(env, LX_E_VERSION,
                           "%s: index format version %u is older than this lexis reads (%u); "
                           "rebuild it (lexis build --force)", env->path, env->format_version,

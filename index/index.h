@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#define IDX_FORMAT_VERSION 2
+#define IDX_FORMAT_VERSION 3
 #define IDX_BLOCK_SIZE 128
 #define IDX_MAX_ID_BYTES 255      /* external document id length limit */
 #define IDX_NO_DOC UINT32_MAX
@@ -171,6 +171,11 @@ typedef struct idx_term_info {
     uint64_t cf;            /* total occurrences in live documents */
 } idx_term_info;
 
+/* The ranks k whose k-th best term score a postings list records: a lower
+ * bound on a top-k threshold before any document is scored. */
+#define IDX_KTH_COUNT 3
+extern const uint32_t idx_kth_ranks[IDX_KTH_COUNT];   /* 10, 100, 1000 */
+
 /* A read view of one (term, segment) postings list, borrowing LMDB's memory
  * (valid until the reader closes). Block accessors are below. */
 typedef struct idx_plist {
@@ -180,6 +185,10 @@ typedef struct idx_plist {
     float fmax;             /* max over postings of tf/(tf + K(dl)) at the
                                segment's k1, b, avgdl */
     uint32_t max_tf, min_dl;
+    float kth[IDX_KTH_COUNT];  /* the idx_kth_ranks[i]-th largest
+                               tf/(tf + K(dl)) of the list at the segment's
+                               k1, b, avgdl, deleted docs included; 0 when
+                               the list is shorter than that rank */
     float seg_k1, seg_b, seg_avgdl;
     uint32_t seg_base, seg_ndocs;      /* the segment's doc-id range */
     const unsigned char *doclens;      /* seg_ndocs u32 (unaligned): lengths

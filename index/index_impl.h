@@ -22,7 +22,12 @@
  *
  * Postings list value (one per term and segment):
  *   header (24 bytes): u32 n, u32 nblocks, f32 fmax, u32 max_tf, u32 min_dl,
- *                      u32 checksum (low 32 bits of XXH3 of bytes 0..19)
+ *                      u32 checksum (low 32 bits of XXH3 of bytes 0..19, and
+ *                      with n >= 10 of bytes 24..39 too, seeded by the first)
+ *   with n >= 10 (format 3), 16 more bytes: f32 kth[3], u32 0 (reserved):
+ *                      the 10th, 100th and 1000th largest tf/(tf + K(dl))
+ *                      of the list at the segment's k1, b, avgdl (0 where
+ *                      the list is shorter), deleted documents included
  *   nblocks entries of IDX_BLOCK_ENTRY bytes (see index.h)
  *   data: per block, StreamVByte doc-id gaps (differential from the previous
  *         block's last doc; the first block from 0), then StreamVByte tfs.
@@ -41,6 +46,7 @@
 #include <stdbool.h>
 
 #define IDX_PLIST_HEADER 24
+#define IDX_PLIST_HEADER_KTH 40    /* with the k-th values (n >= 10) */
 #define IDX_SEG_HEADER 24
 #define IDX_DOC_HEADER 8
 #define IDX_TERM_VALUE 16
@@ -115,9 +121,24 @@ static inline uint32_t idx_hash32(const void *p, size_t n) { return (uint32_t)id
  * doclens(ctx, doc) gives each document's length; k1, b, avgdl fix fmax.
  * Returns the value size; out must hold idx_plist_max_size(n) bytes. */
 size_t idx_plist_max_size(uint32_t n);
+/* The header's size for a list of n postings (IDX_PLIST_HEADER or, from
+ * 10 postings on, IDX_PLIST_HEADER_KTH). */
+size_t idx_plist_header_size(uint32_t n);
 size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
                         const uint32_t *doclen_by_rel, uint32_t seg_base,
                         float k1, float b, float avgdl, unsigned char *out);
+
+/* The k-th largest of a stream of values, for k in idx_kth_ranks (the
+ * writer's kth[] of a list; check recomputes them). */
+#define IDX_KTH_MAX 1000
+typedef struct idx_kth {
+    float h[IDX_KTH_MAX];
+    uint32_t m;
+} idx_kth;
+void idx_kth_init(idx_kth *k);
+void idx_kth_push(idx_kth *k, float f);
+/* out[i]: the idx_kth_ranks[i]-th largest pushed, 0 if fewer were. */
+void idx_kth_finish(idx_kth *k, float out[IDX_KTH_COUNT]);
 
 /* StreamVByte decoding (svb.c): exact encoded size of n values from the
  * control bytes (0 if it exceeds avail); decoders return bytes consumed and

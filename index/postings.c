@@ -22,10 +22,69 @@
 
 #define IDX_PLIST_PAD 16
 
+const uint32_t idx_kth_ranks[IDX_KTH_COUNT] = { 10, 100, 1000 };
+
+size_t idx_plist_header_size(uint32_t n)
+{
+    return n >= idx_kth_ranks[0] ? IDX_PLIST_HEADER_KTH : IDX_PLIST_HEADER;
+}
+
+/* ---- the k-th best tf/(tf + K) of a list ---- */
+
+/* A min-heap of the IDX_KTH_MAX largest values seen: the root is the
+ * smallest kept. */
+void idx_kth_init(idx_kth *k)
+{
+    k->m = 0;
+}
+
+void idx_kth_push(idx_kth *k, float f)
+{
+    float *h = k->h;
+    uint32_t i;
+    if (k->m < IDX_KTH_MAX) {
+        i = k->m++;
+        while (i > 0 && h[(i - 1) / 2] > f) {
+            h[i] = h[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        h[i] = f;
+        return;
+    }
+    if (!(f > h[0]))
+        return;
+    i = 0;
+    for (;;) {
+        uint32_t l = 2 * i + 1, c = l;
+        if (l >= k->m)
+            break;
+        if (l + 1 < k->m && h[l + 1] < h[l])
+            c = l + 1;
+        if (!(h[c] < f))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = f;
+}
+
+static int by_value_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+void idx_kth_finish(idx_kth *k, float out[IDX_KTH_COUNT])
+{
+    lx_sort(k->h, k->m, sizeof *k->h, by_value_desc);
+    for (int i = 0; i < IDX_KTH_COUNT; i++)
+        out[i] = k->m >= idx_kth_ranks[i] ? k->h[idx_kth_ranks[i] - 1] : 0.0f;
+}
+
 size_t idx_plist_max_size(uint32_t n)
 {
     uint32_t nb = (n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE;
-    return IDX_PLIST_HEADER + (size_t)nb * IDX_BLOCK_ENTRY
+    return IDX_PLIST_HEADER_KTH + (size_t)nb * IDX_BLOCK_ENTRY
            + 2 * (size_t)nb * streamvbyte_max_compressedbytes(IDX_BLOCK_SIZE) + IDX_PLIST_PAD;
 }
 
@@ -34,11 +93,14 @@ size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
                         float k1, float b, float avgdl, unsigned char *out)
 {
     uint32_t nb = (n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE;
-    unsigned char *entries = out + IDX_PLIST_HEADER;
+    size_t hsize = idx_plist_header_size(n);
+    unsigned char *entries = out + hsize;
     unsigned char *data = entries + (size_t)nb * IDX_BLOCK_ENTRY;
     size_t off = 0;
     float list_fmax = 0;
     uint32_t list_max_tf = 0, list_min_dl = UINT32_MAX, prev = 0;
+    idx_kth kth;
+    idx_kth_init(&kth);
 
     for (uint32_t bi = 0; bi < nb; bi++) {
         uint32_t start = bi * IDX_BLOCK_SIZE;
@@ -49,6 +111,7 @@ size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
             uint32_t dl = doclen_by_rel[docs[i] - seg_base];
             float f = idx_bm25_tfnorm(tfs[i], dl, k1, b, avgdl);
             if (f > fmax) fmax = f;
+            idx_kth_push(&kth, f);
             if (tfs[i] > max_tf) max_tf = tfs[i];
             if (dl < min_dl) min_dl = dl;
         }
@@ -79,7 +142,16 @@ size_t idx_plist_encode(const uint32_t *docs, const uint32_t *tfs, uint32_t n,
     lx_stf(out + 8, list_fmax);
     lx_st32(out + 12, list_max_tf);
     lx_st32(out + 16, list_min_dl);
-    lx_st32(out + 20, idx_hash32(out, 20));
+    uint64_t h = idx_hash64(out, 20);
+    if (hsize == IDX_PLIST_HEADER_KTH) {
+        float kv[IDX_KTH_COUNT];
+        idx_kth_finish(&kth, kv);
+        for (int i = 0; i < IDX_KTH_COUNT; i++)
+            lx_stf(out + IDX_PLIST_HEADER + 4 * i, kv[i]);
+        lx_st32(out + IDX_PLIST_HEADER + 4 * IDX_KTH_COUNT, 0);
+        h = idx_hash64_seed(out + IDX_PLIST_HEADER, IDX_PLIST_HEADER_KTH - IDX_PLIST_HEADER, h);
+    }
+    lx_st32(out + 20, (uint32_t)h);
     return (size_t)(data + off - out);
 }
 
@@ -88,12 +160,18 @@ int idx_plist_parse(const void *val, size_t len, idx_plist *out)
     const unsigned char *v = val;
     if (len < IDX_PLIST_HEADER + IDX_PLIST_PAD)
         return LX_E_CORRUPT;
-    if (lx_ld32(v + 20) != idx_hash32(v, 20))
-        return LX_E_CORRUPT;
     uint32_t n = lx_ld32(v), nb = lx_ld32(v + 4);
+    size_t hsize = idx_plist_header_size(n);
+    if (len < hsize + IDX_PLIST_PAD)
+        return LX_E_CORRUPT;
+    uint64_t h = idx_hash64(v, 20);
+    if (hsize == IDX_PLIST_HEADER_KTH)
+        h = idx_hash64_seed(v + IDX_PLIST_HEADER, IDX_PLIST_HEADER_KTH - IDX_PLIST_HEADER, h);
+    if (lx_ld32(v + 20) != (uint32_t)h)
+        return LX_E_CORRUPT;
     if (n == 0 || nb != (n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE)
         return LX_E_CORRUPT;
-    size_t idx_end = IDX_PLIST_HEADER + (size_t)nb * IDX_BLOCK_ENTRY;
+    size_t idx_end = hsize + (size_t)nb * IDX_BLOCK_ENTRY;
     if (idx_end + IDX_PLIST_PAD > len)
         return LX_E_CORRUPT;
     out->n = n;
@@ -101,7 +179,9 @@ int idx_plist_parse(const void *val, size_t len, idx_plist *out)
     out->fmax = lx_ldf(v + 8);
     out->max_tf = lx_ld32(v + 12);
     out->min_dl = lx_ld32(v + 16);
-    out->entries = v + IDX_PLIST_HEADER;
+    for (int i = 0; i < IDX_KTH_COUNT; i++)
+        out->kth[i] = hsize == IDX_PLIST_HEADER_KTH ? lx_ldf(v + IDX_PLIST_HEADER + 4 * i) : 0.0f;
+    out->entries = v + hsize;
     out->data = v + idx_end;
     out->data_size = len - idx_end - IDX_PLIST_PAD;  /* padding excluded */
     out->seg = 0;

@@ -106,6 +106,32 @@ void qry_cursor_init(qry_cursor *c, const idx_reader *r, const idx_plist *lists,
         cursor_skip_deleted(c);
 }
 
+/* Rounding slack for the k-th bound: the float steps between the stored
+ * value and a query's score err by a few ulps (1e-7); this is 1e-4. */
+#define QRY_KTH_SLACK 0.9999f
+
+float qry_cursor_kth_bound(const qry_cursor *c, uint32_t k)
+{
+    const qry_scorer *sc = c->sc;
+    int ri = 0;
+    while (ri < IDX_KTH_COUNT && idx_kth_ranks[ri] < k)
+        ri++;
+    if (ri == IDX_KTH_COUNT || c->has_deletes || !(c->weight > 0))
+        return 0;
+    float best = 0;
+    for (uint32_t i = 0; i < c->nlists; i++) {
+        const idx_plist *pl = &c->lists[i];
+        float f = pl->kth[ri];
+        if (pl->seg_k1 != sc->k1 || pl->seg_b != sc->b || !(f > 0 && f <= 1))
+            continue;
+        if (sc->avgdl < pl->seg_avgdl)
+            f *= sc->avgdl / pl->seg_avgdl;
+        if (f > best)
+            best = f;
+    }
+    return c->weight * best * QRY_KTH_SLACK;
+}
+
 void qry_cursor_next(qry_cursor *c)
 {
     c->postings++;

@@ -167,6 +167,17 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
     } else {
         if (algo == QRY_ALGO_AUTO)
             algo = QRY_ALGO_MAXSCORE;
+        if (algo != QRY_ALGO_EXHAUSTIVE) {
+            /* Pruning starts from the best single-term k-th score; the
+             * exhaustive oracle stays unprimed, so tests compare the two. */
+            float bound = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                float kb = qry_cursor_kth_bound(cs[i], p->k);
+                if (kb > bound)
+                    bound = kb;
+            }
+            qry_topk_prime(&t, bound);
+        }
         switch (algo) {
         case QRY_ALGO_EXHAUSTIVE: res->scored = qry_run_exhaustive(cs, n, &t); break;
         case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t); break;

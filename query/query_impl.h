@@ -65,6 +65,16 @@ static inline float qry_cursor_score(const qry_cursor *c)
     return c->weight * idx_bm25_tfnorm_k(c->tfs[c->pos], qry_scorer_norm(c->sc, dl));
 }
 
+/* A lower bound on the k-th best score of this term alone (0 when none is
+ * known): from the k-th best tf/(tf + K) each list records (index.h
+ * idx_kth_ranks; the first rank >= k), at the query's k1 and b only, scaled
+ * down by avgdl_now / avgdl_segment when the average has fallen since the
+ * segment was written (K grows by at most that factor), and not at all
+ * when the snapshot has deleted documents (a deleted posting may be among
+ * the k best). Every score is a sum of non-negative term scores, so the
+ * query's k-th best score is at least the largest of these. */
+float qry_cursor_kth_bound(const qry_cursor *c, uint32_t k);
+
 /* Adds the score of every posting with doc < end into acc[doc - base] and
  * marks bits, leaving the cursor on the first doc >= end. The inner loop
  * runs over the decoded block without a call per posting. */
@@ -93,11 +103,18 @@ typedef struct qry_topk_entry {
 typedef struct qry_topk {
     qry_topk_entry *e;        /* candidates, QRY_TOPK_ROOM(k); caller's memory */
     uint32_t k, cap, n;
-    double threshold;         /* k-th best score when full, else -1 */
+    double threshold;         /* a score must exceed it to enter: the k-th
+                                 best when full, else -1 or a primed bound */
 } qry_topk;
 
 /* buf: room for QRY_TOPK_ROOM(k) entries, owned by the caller. */
 void qry_topk_init(qry_topk *t, qry_topk_entry *heap, uint32_t k);
+/* Primes the threshold with a lower bound on the final k-th best score
+ * (qry_cursor_kth_bound): documents scoring below `bound` are refused from
+ * the start; a document scoring exactly `bound` may still enter, so ties
+ * resolve as without the bound. Only for ranked OR (a conjunctive top k
+ * can score lower than one term's k-th best). */
+void qry_topk_prime(qry_topk *t, double bound);
 /* Offers (doc, score); docs arrive in increasing id order, so an equal score
  * never displaces an earlier document. Returns 1 if it entered. */
 int qry_topk_push(qry_topk *t, uint32_t doc, double score);

@@ -22,6 +22,8 @@
  */
 #include "query_impl.h"
 
+#include <math.h>
+
 void qry_topk_init(qry_topk *t, qry_topk_entry *buf, uint32_t k)
 {
     t->e = buf;
@@ -29,6 +31,14 @@ void qry_topk_init(qry_topk *t, qry_topk_entry *buf, uint32_t k)
     t->cap = QRY_TOPK_ROOM(k);
     t->n = 0;
     t->threshold = -1.0;
+}
+
+void qry_topk_prime(qry_topk *t, double bound)
+{
+    /* The largest double below bound: score > it <=> score >= bound. */
+    double below = nextafter(bound, -INFINITY);
+    if (bound > 0 && below > t->threshold)
+        t->threshold = below;
 }
 
 /* a ranks before b */
@@ -158,7 +168,8 @@ static void set_threshold(qry_topk *t)
     for (uint32_t i = 1; i < t->k; i++)
         if (t->e[i].score < m)
             m = t->e[i].score;
-    t->threshold = m;
+    if (m > t->threshold)
+        t->threshold = m;
 }
 
 int qry_topk_push(qry_topk *t, uint32_t doc, double score)
@@ -169,7 +180,7 @@ int qry_topk_push(qry_topk *t, uint32_t doc, double score)
         return heap_push(t, (qry_topk_entry){ score, doc });
     t->e[t->n].score = score;
     t->e[t->n].docid = doc;
-    if (++t->n == t->k && t->threshold < 0) {
+    if (++t->n == t->k) {
         set_threshold(t);               /* the first k: a threshold at once */
     } else if (t->n == t->cap) {
         select_best(t->e, t->n, t->k);

@@ -325,7 +325,7 @@ value_of() { awk -v k=" $2" 'f { print substr($0, 2); exit } $0 == k { f = 1 }' 
 expect 0 "$LEXIS" build vidx --corpus base.jsonl --quiet
 mdb_dump -s meta vidx > meta.dump || fail "mdb_dump -s meta failed"
 fmt=$(tohex format)
-[ "$(value_of meta.dump "$fmt")" = 02000000 ] || fail "meta 'format' is not u32 2: $(value_of meta.dump "$fmt")"
+[ "$(value_of meta.dump "$fmt")" = 03000000 ] || fail "meta 'format' is not u32 3: $(value_of meta.dump "$fmt")"
 awk -v k=" $fmt" 'f { $0 = " 63000000"; f = 0 } $0 == k { f = 1 } { print }' meta.dump > meta99.dump
 mdb_load -s meta -f meta99.dump vidx 2>/dev/null || fail "mdb_load -s meta failed"
 mdb_dump -s meta vidx > meta.check
@@ -346,6 +346,14 @@ for c in "search vidx x" "check vidx" "add vidx base.jsonl"; do
     expect 1 "$LEXIS" $c
     stderr_has 'version 1 is older.*rebuild' "lexis $c (format 1)"
 done
+# Format 2 (postings headers without the k-th best scores) likewise.
+awk -v k=" $fmt" 'f { $0 = " 02000000"; f = 0 } $0 == k { f = 1 } { print }' meta.dump > meta2.dump
+mdb_load -s meta -f meta2.dump vidx 2>/dev/null || fail "mdb_load -s meta (version 2) failed"
+for c in "search vidx x" "check vidx" "add vidx base.jsonl"; do
+    # shellcheck disable=SC2086
+    expect 1 "$LEXIS" $c
+    stderr_has 'version 2 is older.*rebuild' "lexis $c (format 2)"
+done
 
 # ---- a flipped byte in a postings block ----------------------------------------------------
 # "commonword" in 300 documents: three blocks of 128. Flip a byte of block 0's data.
@@ -359,8 +367,10 @@ tid=$(echo "$tv" | awk "$HEXAWK"'{ printf "%08x", le32($0, 0) }')
 mdb_dump -s postings pidx | awk -v tid="$tid" "$HEXAWK"'
     BEGIN { hdr = 1 }
     hdr { print; if ($0 == "HEADER=END") hdr = 0; next }
-    key != "" { v = substr($0, 2); nb = le32(v, 4); off = le32(v, 24 + 4)   # block 0 data_off
-                print key; print " " flip(v, 24 + nb * 32 + off + 1); print "DATA=END"
+    key != "" { v = substr($0, 2); nb = le32(v, 4)
+                hs = le32(v, 0) >= 10 ? 40 : 24                # header: 40 bytes from 10 postings
+                off = le32(v, hs + 4)                          # block 0 data_off
+                print key; print " " flip(v, hs + nb * 32 + off + 1); print "DATA=END"
                 printf "%d %d\n", be32(substr(key, 2), 4), nb > "seg.txt"; exit }
     length($0) == 17 && substr($0, 2, 8) == tid { key = $0 }' > flip.dump
 read -r seg nblocks < seg.txt || fail "no postings list for 'commonword'"

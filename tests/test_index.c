@@ -79,6 +79,12 @@ static void assert_check_clean(idx_env *env)
 
 /* ---- postings codec --------------------------------------------------------------- */
 
+static int cmp_float_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
 static void roundtrip(uint32_t n, uint32_t gap_max, uint32_t tf_max, unsigned seed)
 {
     uint32_t *docs = malloc(n * sizeof *docs), *tfs = malloc(n * sizeof *tfs);
@@ -122,6 +128,18 @@ static void roundtrip(uint32_t n, uint32_t gap_max, uint32_t tf_max, unsigned se
     }
     assert_int_equal(k, n);
     assert_true(pl.fmax == fmax);
+    /* kth[i]: the 10th / 100th / 1000th largest tf/(tf + K), 0 when shorter;
+     * the header grows by 16 bytes from 10 postings on. */
+    float *fs = malloc(n * sizeof *fs);
+    for (uint32_t i = 0; i < n; i++)
+        fs[i] = idx_bm25_tfnorm(tfs[i], lens[docs[i]], 0.9f, 0.4f, 100.0f);
+    qsort(fs, n, sizeof *fs, cmp_float_desc);
+    for (int i = 0; i < IDX_KTH_COUNT; i++) {
+        uint32_t rank = idx_kth_ranks[i];
+        assert_true(pl.kth[i] == (n >= rank ? fs[rank - 1] : 0.0f));
+    }
+    assert_true(pl.entries == buf + (n >= 10 ? IDX_PLIST_HEADER_KTH : IDX_PLIST_HEADER));
+    free(fs);
     /* Every single flipped byte is caught by a checksum or a structure check. */
     for (size_t i = 0; i < sz - 16; i += 1 + sz / 300) {
         buf[i] ^= 0x5A;
@@ -142,6 +160,9 @@ static void roundtrip(uint32_t n, uint32_t gap_max, uint32_t tf_max, unsigned se
 static void test_postings_roundtrip(void **state)
 {
     (void)state;
+    roundtrip(9, 10, 3, 7);
+    roundtrip(10, 10, 3, 8);
+    roundtrip(1000, 2, 40, 9);
     roundtrip(1, 10, 3, 1);
     roundtrip(127, 10, 3, 2);
     roundtrip(128, 1, 1, 3);

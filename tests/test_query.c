@@ -307,6 +307,9 @@ typedef struct corpus_cfg {
                                  (last): avgdl moves between segments */
     uint32_t nqueries;
     double k1_override[3], b_override[3];   /* query-time k1/b sets */
+    int merge;                /* merge all segments after the build */
+    int kth_ks;               /* k around the ranks of the stored k-th
+                                 best scores (9..11, 99..101, 999..1001) */
 } corpus_cfg;
 
 typedef struct corpus {
@@ -655,6 +658,12 @@ static void corpus_build(corpus *c, idx_env *env)
         }
     }
     assert_int_equal(idx_writer_close(w), 0);
+    if (cfg->merge) {
+        uint32_t before;
+        assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+        assert_int_equal(idx_writer_merge(w, &before), 0);
+        assert_int_equal(idx_writer_close(w), 0);
+    }
     free(title.s);
     free(text.s);
 }
@@ -752,7 +761,11 @@ static void corpus_check_index(corpus *c, idx_reader *r)
     assert_int_equal(st->ndocs, c->nlive);
     assert_int_equal(st->total_len, c->total_len);
     assert_int_equal(st->next_docid, c->ndocs_total);
-    if (c->cfg->batch_docs && c->cfg->ndocs > c->cfg->batch_docs)
+    if (c->cfg->merge) {
+        /* One segment; deleted postings dropped, the deleted set emptied. */
+        assert_int_equal(st->nsegments, 1);
+        assert_int_equal(st->ndeleted, 0);
+    } else if (c->cfg->batch_docs && c->cfg->ndocs > c->cfg->batch_docs)
         assert_true(st->nsegments > 1);
     char idbuf[32];
     for (uint32_t e = 0; e < c->next_ext; e++) {
@@ -775,7 +788,7 @@ static void corpus_check_index(corpus *c, idx_reader *r)
     uint32_t batch_dropped_live = 0;
     for (uint32_t d = 0; d < c->ndocs_total; d++) {
         int del = idx_reader_is_deleted(r, d);
-        if (del != !c->live[d]) {
+        if (del != !c->live[d] && !c->cfg->merge) {
             if (!c->live[d] && c->batch_dropped[d]) {
                 idx_doc doc;
                 assert_int_equal(idx_reader_doc(r, d, &doc), LX_E_NOTFOUND);
@@ -1089,7 +1102,10 @@ static void run_random_corpus(void **state, const corpus_cfg *cfg0)
     tq_hits ex = { 0 }, tmp = { 0 };
     bf_result bf = { 0 };
     tq_counters cnt = { 0 };
-    static const uint32_t ks[] = { 1, 10, 100, 1000 };
+    static const uint32_t ks_plain[] = { 1, 10, 100, 1000 };
+    static const uint32_t ks_kth[] = { 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001 };
+    const uint32_t *ks = cfg.kth_ks ? ks_kth : ks_plain;
+    size_t nks = cfg.kth_ks ? sizeof ks_kth / sizeof *ks_kth : 4;
     tq_rng qrng = { c.seed ^ 0x9e7ULL };
     tq_buf text = { 0 };
     uint32_t qw[16];
@@ -1098,14 +1114,14 @@ static void run_random_corpus(void **state, const corpus_cfg *cfg0)
         uint32_t nq = gen_query(&c, &qrng, qw, 8);
         words_to_text(&c, &text, qw, nq, &qrng);
         qry_params p = qry_default_params();
-        check_query(&c, q, r, text.s, qw, nq, p, ks, 4, &ex, &tmp, &bf, &cnt);
+        check_query(&c, q, r, text.s, qw, nq, p, ks, nks, &ex, &tmp, &bf, &cnt);
         ranked++;
         /* query-time k1/b: other bounds (the stored fmax no longer applies) */
         if (i % 3 == 0) {
             uint32_t s = (i / 3) % 3;
             p.k1 = (float)cfg.k1_override[s];
             p.b = (float)cfg.b_override[s];
-            check_query(&c, q, r, text.s, qw, nq, p, ks, 4, &ex, &tmp, &bf, &cnt);
+            check_query(&c, q, r, text.s, qw, nq, p, ks, nks, &ex, &tmp, &bf, &cnt);
             overrides++;
         }
         /* weighted terms (qry_search_terms), duplicates allowed */
@@ -1116,7 +1132,7 @@ static void run_random_corpus(void **state, const corpus_cfg *cfg0)
             p = qry_default_params();
             if (i % 2)
                 p.k1 = 1.2f, p.b = 0.75f;
-            check_weighted(&c, q, r, qw, nq, wts, p, ks, 4, &ex, &tmp, &bf, &cnt);
+            check_weighted(&c, q, r, qw, nq, wts, p, ks, nks, &ex, &tmp, &bf, &cnt);
             weighted++;
         }
         /* conjunctive: at most 4 terms so that ANDs still match something */
@@ -1237,6 +1253,108 @@ static void test_random_avgdl_shrinking(void **state)
         .k1_override = { 1.2, 0.9, 2.0 }, .b_override = { 0.75, 0.4, 1.0 },
     };
     run_random_corpus(state, &cfg);
+}
+
+/* The stored k-th best scores prime the pruning threshold only where they
+ * hold: no deleted documents, the segment's k1 and b. These corpora have
+ * no deletions (or lose them to a merge), so the bound is in force, and
+ * k sits on either side of each stored rank. */
+
+/* Segments written as avgdl falls (each older segment's k-th values were
+ * computed at a larger avgdl and must be scaled down), no deletions. */
+static void test_random_kth_segments_shrinking(void **state)
+{
+    static const corpus_cfg cfg = {
+        .name = "kth-shrinking", .ndocs = 6000, .vocab = 800, .zipf_s = 1.0,
+        .batch_docs = 600, .p_replace = 0, .p_delete = 0, .p_duplicate = 0.05,
+        .p_stop = 0.03, .len_scale = 150, .drift = 1.0 / 6.0, .nqueries = 120,
+        .k1_override = { 1.2, 0.9, 2.0 }, .b_override = { 0.75, 0.4, 1.0 },
+        .kth_ks = 1,
+    };
+    run_random_corpus(state, &cfg);
+}
+
+/* Exact ties at the k-th score: tiny vocabulary, short and duplicated
+ * documents, so the k-th best single-term score is shared by many
+ * documents, which must still resolve by doc id as without the bound. */
+static void test_random_kth_ties(void **state)
+{
+    static const corpus_cfg cfg = {
+        .name = "kth-ties", .ndocs = 5000, .vocab = 120, .zipf_s = 0.8,
+        .batch_docs = 1300, .p_replace = 0, .p_delete = 0, .p_duplicate = 0.3,
+        .p_stop = 0.0, .len_scale = 6, .nqueries = 120,
+        .k1_override = { 1.2, 0.3, 5.0 }, .b_override = { 0.75, 0.9, 0.0 },
+        .kth_ks = 1,
+    };
+    run_random_corpus(state, &cfg);
+}
+
+/* Deletions and replacements, then a merge: the merged lists' k-th values
+ * are recomputed without the deleted postings, at the live avgdl, and the
+ * deleted set is empty, so the bound applies again. */
+static void test_random_kth_merged(void **state)
+{
+    static const corpus_cfg cfg = {
+        .name = "kth-merged", .ndocs = 6000, .vocab = 800, .zipf_s = 1.0,
+        .batch_docs = 700, .p_replace = 0.1, .p_delete = 0.08, .p_duplicate = 0.05,
+        .p_stop = 0.03, .len_scale = 100, .drift = 3.0, .nqueries = 120,
+        .k1_override = { 1.2, 0.0, 3.0 }, .b_override = { 0.75, 0.5, 0.2 },
+        .merge = 1, .kth_ks = 1,
+    };
+    run_random_corpus(state, &cfg);
+}
+
+/* A deleted document among a term's 10 best postings: the list's stored
+ * 10th best score is then above the live 10th best, so the bound must not
+ * be used while the deletion is pending; after a merge it holds again.
+ * Ten documents "apple" (short, high score), one long with "apple" once
+ * (low score); deleting a short one makes the long one the 10th hit. */
+static void test_kth_deleted_among_best(void **state)
+{
+    tq_fixture *f = *state;
+    idx_env *env = create_index(f->dir, "kth-deleted", NULL);
+    idx_writer_params wp = idx_writer_default_params();
+    idx_writer *w;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    const char *names[2] = { "title", "text" };
+    char id[16];
+    for (int i = 0; i < 11; i++) {
+        const char *text = i < 10 ? "apple" : "apple pear plum fig kiwi lime date sloe yuzu";
+        const char *vals[2] = { "", text };
+        size_t lens[2] = { 0, strlen(text) };
+        snprintf(id, sizeof id, "d%d", i);
+        assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    assert_int_equal(idx_writer_delete(w, "d3", 2), 0);
+    assert_int_equal(idx_writer_close(w), 0);
+
+    qry_engine *q;
+    assert_int_equal(qry_engine_open(env, &q), 0);
+    for (int merged = 0; merged < 2; merged++) {
+        if (merged) {
+            uint32_t before;
+            assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+            assert_int_equal(idx_writer_merge(w, &before), 0);
+            assert_int_equal(idx_writer_close(w), 0);
+        }
+        idx_reader *r;
+        assert_int_equal(idx_reader_open(env, &r), 0);
+        for (int a = 0; a < QRY_ALGO_COUNT; a++) {
+            qry_params p = qry_default_params();
+            p.algo = a;
+            qry_result res;
+            assert_int_equal(qry_search(q, r, "apple", 5, &p, &res), 0);
+            if (res.n != 10)
+                fail_msg("%s, algo %s: %u hits, want 10", merged ? "merged" : "pending delete",
+                         qry_algo_name(a), res.n);
+            assert_int_equal(res.hits[9].docid, 10);     /* the long document */
+        }
+        idx_reader_close(r);
+    }
+    qry_engine_close(q);
+    idx_env_close(env);
 }
 
 /* ---- edge cases -------------------------------------------------------------------------- */
@@ -1646,6 +1764,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_long_docs, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_random_avgdl_growing, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_random_avgdl_shrinking, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_random_kth_segments_shrinking, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_random_kth_ties, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_random_kth_merged, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_kth_deleted_among_best, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_real_collections, fixture_setup, fixture_teardown),
     };

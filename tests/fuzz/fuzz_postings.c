@@ -102,8 +102,13 @@ static void fz_init(void)
 
 static void fz_fix_header(unsigned char *v, size_t len)
 {
-    if (len >= 24)
-        lx_st32(v + 20, idx_hash32(v, 20));
+    if (len < IDX_PLIST_HEADER)
+        return;
+    size_t hs = idx_plist_header_size(lx_ld32(v));
+    uint64_t h = idx_hash64(v, 20);
+    if (hs > IDX_PLIST_HEADER && len >= hs)
+        h = idx_hash64_seed(v + IDX_PLIST_HEADER, hs - IDX_PLIST_HEADER, h);
+    lx_st32(v + 20, (uint32_t)h);
 }
 
 /* Recomputes each block checksum whose byte range lies in the data (the
@@ -111,7 +116,7 @@ static void fz_fix_header(unsigned char *v, size_t len)
  * writable value that pl was parsed from. */
 static void fz_fix_blocks(unsigned char *v, const idx_plist *pl)
 {
-    unsigned char *entries = v + IDX_PLIST_HEADER;
+    unsigned char *entries = v + idx_plist_header_size(pl->n);
     for (uint32_t i = 0; i < pl->nblocks; i++) {
         unsigned char *e = entries + (size_t)i * IDX_BLOCK_ENTRY;
         size_t off = lx_ld32(e + 4);
@@ -142,7 +147,7 @@ static void fz_check_value(const unsigned char *val, size_t len, const fz_seg *s
         return;
     }
     FZ_CHECK(p.n > 0 && p.nblocks == (p.n + IDX_BLOCK_SIZE - 1) / IDX_BLOCK_SIZE);
-    FZ_CHECK(p.entries == val + IDX_PLIST_HEADER);
+    FZ_CHECK(p.entries == val + idx_plist_header_size(p.n));
     FZ_CHECK(p.data == p.entries + (size_t)p.nblocks * IDX_BLOCK_ENTRY);
     FZ_CHECK(p.data + p.data_size + 16 == val + len);
     if (seg->set) {
