@@ -223,6 +223,21 @@ __global__ void k_norm(T *y, long long ld_y, const T *x, long long ld_x, const T
         st(yr + c, (rowv[c] - mean) * inv * g[c] + (b ? b[c] : 0.0f));
 }
 
+/* The sum of v over the blockDim.x threads of this thread's row
+ * (threadIdx.y): a warp sum, then the row's wpr warps through part[], one
+ * slot per warp of the block. Every thread of the block must call it. */
+__device__ __forceinline__ float row_sum(float v, float *part, int wpr)
+{
+    v = warp_sum(v);
+    if ((threadIdx.x & 31) == 0)
+        part[threadIdx.y * wpr + (threadIdx.x >> 5)] = v;
+    __syncthreads();
+    float s = 0;
+    for (int i = 0; i < wpr; i++)
+        s += part[threadIdx.y * wpr + i];
+    return s;
+}
+
 /* Layer norm for 16-bit rows of C <= 8192 (C % 8 == 0): blockDim.x
  * threads (C / 8 rounded up to a warp) per row, one 16-byte chunk of x and
  * one of the residual each, blockDim.y rows a block. Every chunk of a row
@@ -238,7 +253,6 @@ __global__ void k_norm_vec(T *y, long long ld_y, const T *x, long long ld_x, con
     __shared__ float part_s[32], part_q[32];
     long long r = (long long)blockIdx.x * blockDim.y + threadIdx.y;
     int c = threadIdx.x, nc = C >> 3, wpr = blockDim.x >> 5;
-    int lane = c & 31, slot = threadIdx.y * wpr + (c >> 5);
     bool ok = r < R && c < nc;
     float v[8], s = 0;
     if (ok) {
@@ -256,29 +270,13 @@ __global__ void k_norm_vec(T *y, long long ld_y, const T *x, long long ld_x, con
         for (int j = 0; j < 8; j++)
             v[j] = 0.0f;
     }
-    float mean = 0.0f;
-    if (!rms) {
-        s = warp_sum(s);
-        if (lane == 0)
-            part_s[slot] = s;
-        __syncthreads();
-        s = 0;
-        for (int i = 0; i < wpr; i++)
-            s += part_s[threadIdx.y * wpr + i];
-        mean = s / C;
-    }
+    float mean = rms ? 0.0f : row_sum(s, part_s, wpr) / C;
     float q = 0;
     if (ok)
 #pragma unroll
         for (int j = 0; j < 8; j++)
             q += (v[j] - mean) * (v[j] - mean);
-    q = warp_sum(q);
-    if (lane == 0)
-        part_q[slot] = q;
-    __syncthreads();
-    q = 0;
-    for (int i = 0; i < wpr; i++)
-        q += part_q[threadIdx.y * wpr + i];
+    q = row_sum(q, part_q, wpr);
     if (!ok)
         return;
     float inv = rsqrtf(q / C + eps);
