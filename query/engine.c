@@ -20,6 +20,7 @@ struct qry_engine {
     qry_term terms[QRY_MAX_TERMS];
     uint32_t nterms;
     int overflow;
+    qry_window win;            /* MaxScore's accumulators, kept zero */
 };
 
 static const char *const qry_algo_names[QRY_ALGO_COUNT] = {
@@ -180,7 +181,7 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
         }
         switch (algo) {
         case QRY_ALGO_EXHAUSTIVE: res->scored = qry_run_exhaustive(cs, n, &t); break;
-        case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t); break;
+        case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t, &q->win); break;
         case QRY_ALGO_WAND:       res->scored = qry_run_wand(cs, n, &t); break;
         case QRY_ALGO_BMW:        res->scored = qry_run_bmw(cs, n, &t); break;
         default: LX_ASSERT(0);

@@ -21,10 +21,8 @@
 #include "query_impl.h"
 
 #include <stdlib.h>
-#include <string.h>
 
-#define QRY_WINDOW 4096
-/* The first windows run before the threshold means anything (every term
+/* QRY_WINDOW (query_impl.h): 4096 doc ids. The first windows run before the threshold means anything (every term
  * essential): 512, 1024, 2048 doc ids, then QRY_WINDOW. A threshold from
  * the first 512 documents already prunes the rest: -2.3% instructions at
  * k=10 on the Debian corpus (256 and 1024 did no better; k=1000 and the
@@ -37,11 +35,11 @@ static int by_bound(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t)
+uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *wd)
 {
     double ub[QRY_MAX_TERMS];
-    double acc[QRY_WINDOW];
-    uint64_t bits[QRY_WINDOW / 64];
+    double *acc = wd->acc;           /* zero on entry, zero on return */
+    uint64_t *bits = wd->bits;
     uint64_t scored = 0;
     lx_sort(cs, n, sizeof *cs, by_bound);
     double sum = 0;
@@ -49,8 +47,6 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t)
         sum += cs[i]->max_score;
         ub[i] = sum;
     }
-    memset(acc, 0, sizeof acc);
-    memset(bits, 0, sizeof bits);
     uint32_t first_ess = 0;
     uint32_t win = QRY_FIRST_WINDOW;
     for (;;) {

@@ -132,7 +132,15 @@ static inline int qry_topk_would_enter(const qry_topk *t, double score)
 /* Each runs over cursors[0..n) (positioned on their first postings) and
  * fills t. Returns documents fully scored. */
 uint64_t qry_run_exhaustive(qry_cursor **cs, uint32_t n, qry_topk *t);
-uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t);
+/* MaxScore's window accumulators (maxscore.c). Owned by the engine and all
+ * zero between runs: a run clears every entry it touched, so no query pays
+ * for clearing 32 KB it mostly does not use. */
+#define QRY_WINDOW 4096
+typedef struct qry_window {
+    double acc[QRY_WINDOW];
+    uint64_t bits[QRY_WINDOW / 64];
+} qry_window;
+uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *win);
 uint64_t qry_run_wand(qry_cursor **cs, uint32_t n, qry_topk *t);
 uint64_t qry_run_bmw(qry_cursor **cs, uint32_t n, qry_topk *t);
 uint64_t qry_run_conjunctive(qry_cursor **cs, uint32_t n, qry_topk *t);
