@@ -171,16 +171,20 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) k_attn_mma(T *o, long long l
         int j0 = it * FK;
         if (active && j0 < wend) {
             const T *K_ = Ks[buf], *V_ = Vs[buf];
-            /* S[16 x 64] = Q K^T: 8 tiles of 8 keys */
+            /* S[16 x 64] = Q K^T: 8 tiles of 8 keys. K's B fragments by
+             * ldmatrix, two 16-wide k steps per x4: lane l addresses row
+             * l % 8 of matrix l / 8 = (k step, low or high 8 columns). */
             float sc[FK / 8][4];
+            const T *kl = K_ + (lane & 7) * FLD + (lane >> 4) * 16 + ((lane >> 3) & 1) * 8;
 #pragma unroll
             for (int n = 0; n < FK / 8; n++) {
                 sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-                const T *kr = K_ + (n * 8 + g) * FLD + 2 * t;
 #pragma unroll
-                for (int kk = 0; kk < FD / 16; kk++) {
-                    uint32_t kb2[2] = {*(const uint32_t *)(kr + kk * 16), *(const uint32_t *)(kr + kk * 16 + 8)};
-                    mma16816<T>(sc[n], qa[kk], kb2);
+                for (int kk = 0; kk < FD / 16; kk += 2) {
+                    uint32_t kb4[4];
+                    ldsm_x4(kb4, kl + n * 8 * FLD + kk * 16);
+                    mma16816<T>(sc[n], qa[kk], kb4);
+                    mma16816<T>(sc[n], qa[kk + 1], kb4 + 2);
                 }
             }
             /* mask, scale (log2 domain), row max over the quad; a tile wholly
