@@ -145,7 +145,11 @@ void idx_kth_finish(idx_kth *k, float out[IDX_KTH_COUNT]);
  * may read 16 bytes past the end of the stream. */
 size_t idx_svb_size(const unsigned char *in, size_t avail, uint32_t n);
 size_t idx_svb_decode(const unsigned char *in, uint32_t *out, uint32_t n);
-size_t idx_svb_delta_decode(const unsigned char *in, uint32_t *out, uint32_t n, uint32_t prev);
+/* gaps_or: the OR of (gap - 1) over every gap but the first, so that
+ * (*gaps_or >> 25) == 0 says each of them is in [1, 2^25] (a cheap
+ * monotonicity check: see idx_block_decode). */
+size_t idx_svb_delta_decode(const unsigned char *in, uint32_t *out, uint32_t n, uint32_t prev,
+                            uint32_t *gaps_or);
 
 /* ---- deleted documents (index/deleted.c is the only caller of roaring) --- */
 

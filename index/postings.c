@@ -239,7 +239,7 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
      * Where that much lies inside the value (all but the last blocks), decode
      * first and compare the bytes consumed; near the end, size it first. */
     size_t worst = (cnt + 3) / 4 + 4 * (size_t)cnt;
-    uint32_t prev = i ? idx_block_last(p, i - 1) : 0;
+    uint32_t prev = i ? idx_block_last(p, i - 1) : 0, gor;
     if (off + dbytes + worst > p->data_size) {
         /* idx_svb_size returns 0 for "does not fit", so an empty stream
          * (no doc bytes, or no tf bytes) would match it; with cnt >= 1 a
@@ -248,9 +248,9 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
             || idx_svb_size(d, dbytes, cnt) != dbytes
             || idx_svb_size(d + dbytes, blen - dbytes, cnt) != blen - dbytes)
             return LX_E_CORRUPT;
-        idx_svb_delta_decode(d, docs, cnt, prev);
+        idx_svb_delta_decode(d, docs, cnt, prev, &gor);
         idx_svb_decode(d + dbytes, tfs, cnt);
-    } else if (idx_svb_delta_decode(d, docs, cnt, prev) != dbytes
+    } else if (idx_svb_delta_decode(d, docs, cnt, prev, &gor) != dbytes
                || idx_svb_decode(d + dbytes, tfs, cnt) != blen - dbytes) {
         return LX_E_CORRUPT;
     }
@@ -259,9 +259,14 @@ int idx_block_decode(const idx_plist *p, uint32_t i, uint32_t *docs, uint32_t *t
      * previous block, ending at the entry's last doc, inside the segment.
      * The first id is checked against seg_base in every block: the previous
      * entry's last doc is not covered by this block's checksum, so it may be
-     * below seg_base (or UINT32_MAX, where prev + 1 would wrap to 0). */
-    uint32_t bad = (docs[0] < p->seg_base) | (i != 0 && docs[0] <= prev)
-                   | !strictly_increasing(docs, cnt);
+     * below seg_base (or UINT32_MAX, where prev + 1 would wrap to 0).
+     * Increasing: when every gap after the first is in [1, 2^25] (the
+     * decoder's gaps_or), their sum is below 2^32, so the ids wrapped past
+     * 2^32 exactly when the last is below the first; only otherwise (gaps
+     * above 2^25, or damage) is every pair compared. */
+    uint32_t bad = (docs[0] < p->seg_base) | (i != 0 && docs[0] <= prev);
+    if ((gor >> 25) != 0 || docs[cnt - 1] < docs[0])
+        bad |= !strictly_increasing(docs, cnt);
     if (bad || docs[cnt - 1] != idx_block_last(p, i)
         || docs[cnt - 1] - p->seg_base >= p->seg_ndocs)
         return LX_E_CORRUPT;

@@ -48,70 +48,103 @@ static inline uint32_t svb_read(const unsigned char *p, unsigned code)
     return v;
 }
 
-/* Scalar decode of lanes [from, n) described by control bytes ctrl. */
+/* Scalar decode of lanes [from, n) described by control bytes ctrl. With
+ * delta, ORs (gap - 1) of every lane but lane 0 into *gor. */
 static size_t svb_scalar(const unsigned char *ctrl, const unsigned char *data, uint32_t *out,
-                         uint32_t from, uint32_t n, int delta, uint32_t prev)
+                         uint32_t from, uint32_t n, int delta, uint32_t prev, uint32_t *gor)
 {
     const unsigned char *p = data;
+    uint32_t g = 0;
     for (uint32_t i = from; i < n; i++) {
         unsigned code = (ctrl[i / 4] >> (2 * (i % 4))) & 3;
         uint32_t v = svb_read(p, code);
         p += code + 1;
         if (delta) {
+            if (i)
+                g |= v - 1;
             prev += v;
             v = prev;
         }
         out[i] = v;
     }
+    if (delta)
+        *gor |= g;
     return (size_t)(p - data);
 }
 
 #ifdef SVB_X86
+/* One quad: 4 values (with delta: 4 gaps, prefix-summed onto *base, and
+ * (gap - 1) & keep ORed into *gor). */
+__attribute__((target("ssse3"), always_inline))
+static inline void svb_quad_ssse3(const unsigned char *p, unsigned c, uint32_t *out, int delta,
+                                  __m128i *base, __m128i *gor, __m128i keep)
+{
+    __m128i data = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i mask = _mm_loadu_si128((const __m128i *)(const void *)svb_shuffle_table[c]);
+    __m128i v = _mm_shuffle_epi8(data, mask);
+    if (delta) {
+        __m128i g = _mm_sub_epi32(v, _mm_set1_epi32(1));
+        *gor = _mm_or_si128(*gor, _mm_and_si128(g, keep));
+        v = _mm_add_epi32(v, _mm_slli_si128(v, 4));
+        v = _mm_add_epi32(v, _mm_slli_si128(v, 8));
+        v = _mm_add_epi32(v, *base);
+        *base = _mm_shuffle_epi32(v, 0xFF);
+    }
+    _mm_storeu_si128((__m128i *)(void *)out, v);
+}
+
 __attribute__((target("ssse3")))
 static size_t svb_decode_ssse3(const unsigned char *in, uint32_t *out, uint32_t n, int delta,
-                               uint32_t prev)
+                               uint32_t prev, uint32_t *gor_out)
 {
     const unsigned char *ctrl = in, *p = in + (n + 3) / 4;
     uint32_t quads = n / 4;
-    __m128i base = _mm_set1_epi32((int)prev);
-    for (uint32_t q = 0; q < quads; q++) {
+    __m128i base = _mm_set1_epi32((int)prev), gor = _mm_setzero_si128();
+    const __m128i all = _mm_set1_epi32(-1);
+    if (quads) {                         /* lane 0 of the first quad: no gap check */
+        svb_quad_ssse3(p, ctrl[0], out, delta, &base, &gor, _mm_setr_epi32(0, -1, -1, -1));
+        p += svb_len_table[ctrl[0]];
+    }
+    for (uint32_t q = 1; q < quads; q++) {
         unsigned c = ctrl[q];
-        __m128i data = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i mask = _mm_loadu_si128((const __m128i *)(const void *)svb_shuffle_table[c]);
-        __m128i v = _mm_shuffle_epi8(data, mask);
-        if (delta) {
-            v = _mm_add_epi32(v, _mm_slli_si128(v, 4));
-            v = _mm_add_epi32(v, _mm_slli_si128(v, 8));
-            v = _mm_add_epi32(v, base);
-            base = _mm_shuffle_epi32(v, 0xFF);
-        }
-        _mm_storeu_si128((__m128i *)(void *)(out + 4 * q), v);
+        svb_quad_ssse3(p, c, out + 4 * q, delta, &base, &gor, all);
         p += svb_len_table[c];
     }
-    if (delta && quads)
-        prev = out[4 * quads - 1];
-    p += svb_scalar(ctrl, p, out, 4 * quads, n, delta, prev);
+    uint32_t g = 0;
+    if (delta) {
+        gor = _mm_or_si128(gor, _mm_shuffle_epi32(gor, 0x4E));
+        gor = _mm_or_si128(gor, _mm_shuffle_epi32(gor, 0xB1));
+        g = (uint32_t)_mm_cvtsi128_si32(gor);
+        if (quads)
+            prev = out[4 * quads - 1];
+    }
+    p += svb_scalar(ctrl, p, out, 4 * quads, n, delta, prev, &g);
+    if (delta)
+        *gor_out = g;
     return (size_t)(p - in);
 }
 #endif
 
 static size_t svb_decode(const unsigned char *in, uint32_t *out, uint32_t n, int delta,
-                         uint32_t prev)
+                         uint32_t prev, uint32_t *gor)
 {
 #ifdef SVB_X86
     if (__builtin_cpu_supports("ssse3"))
-        return svb_decode_ssse3(in, out, n, delta, prev);
+        return svb_decode_ssse3(in, out, n, delta, prev, gor);
 #endif
     const unsigned char *data = in + (n + 3) / 4;
-    return (size_t)(data - in) + svb_scalar(in, data, out, 0, n, delta, prev);
+    if (delta)
+        *gor = 0;
+    return (size_t)(data - in) + svb_scalar(in, data, out, 0, n, delta, prev, gor);
 }
 
 size_t idx_svb_decode(const unsigned char *in, uint32_t *out, uint32_t n)
 {
-    return svb_decode(in, out, n, 0, 0);
+    return svb_decode(in, out, n, 0, 0, NULL);
 }
 
-size_t idx_svb_delta_decode(const unsigned char *in, uint32_t *out, uint32_t n, uint32_t prev)
+size_t idx_svb_delta_decode(const unsigned char *in, uint32_t *out, uint32_t n, uint32_t prev,
+                            uint32_t *gaps_or)
 {
-    return svb_decode(in, out, n, 1, prev);
+    return svb_decode(in, out, n, 1, prev, gaps_or);
 }

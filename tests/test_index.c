@@ -171,6 +171,38 @@ static void test_postings_roundtrip(void **state)
     roundtrip(300, 150000, 2, 6);        /* gaps needing 3 bytes */
 }
 
+/* The delta decoder's gap summary: OR of (gap - 1) over every gap but the
+ * first, for SIMD quads and the scalar tail alike. */
+static void test_svb_gaps_or(void **state)
+{
+    (void)state;
+    static const uint32_t cases[][9] = {
+        { 7, 1, 2, 3, 1, 5, 1, 1, 9 },
+        { 1u << 30, 1, 1, 1, 1, 1, 1, 1, 1 },          /* the first gap is not checked */
+        { 7, 1, (1u << 25) + 1, 3, 1, 1, 1, 1, 1 },    /* too large, in a quad */
+        { 7, 1, 1, 3, 1, 1, 1, 1, (1u << 25) + 1 },    /* too large, in the tail */
+        { 7, 1, 1, 0, 1, 1, 1, 1, 1 },                 /* zero, in a quad */
+        { 7, 1, 1, 1, 1, 1, 1, 1, 0 },                 /* zero, in the tail */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        unsigned char buf[3 + 9 * 4 + 16] = { 0xFF, 0xFF, 0x03 };   /* 4-byte codes */
+        uint32_t expect_or = 0, prev = 100, sum = prev, out[9];
+        for (int j = 0; j < 9; j++) {
+            lx_st32(buf + 3 + 4 * j, cases[c][j]);
+            if (j)
+                expect_or |= cases[c][j] - 1;
+        }
+        uint32_t gor = 12345;
+        assert_int_equal(idx_svb_delta_decode(buf, out, 9, prev, &gor), 3 + 9 * 4);
+        assert_int_equal(gor, expect_or);
+        for (int j = 0; j < 9; j++) {
+            sum += cases[c][j];
+            assert_int_equal(out[j], sum);
+        }
+        assert_int_equal((gor >> 25) == 0, c < 2);
+    }
+}
+
 static void test_postings_rejects_garbage(void **state)
 {
     (void)state;
@@ -678,6 +710,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_postings_roundtrip),
+        cmocka_unit_test(test_svb_gaps_or),
         cmocka_unit_test(test_postings_rejects_garbage),
         cmocka_unit_test(test_env_create_open_errors),
         cmocka_unit_test(test_write_read_replace_delete),
