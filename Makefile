@@ -144,5 +144,6 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.d) $(AUX_SRC:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.d) $(AUX_SRC:%.c=$(BUILD)/%.d) \
+         $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/bench/*.c))
 .SECONDARY:

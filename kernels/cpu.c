@@ -9,8 +9,10 @@
  * a fused scale/mask/softmax, so nothing is computed on padding: sequences
  * are packed and each attends only within itself.
  * GELU and softmax use branch-free erf and exp approximations (Eigen's
- * rational erf, a Cody-Waite exp) that the compiler vectorizes; both are
- * within a few float ulps of libm, which test_kernels_ops checks.
+ * rational erf, a Cody-Waite exp), within a few float ulps of libm, which
+ * test_kernels_ops checks; the compiler vectorizes most loops, and the
+ * attention softmax and the GEMMs' GELU go to cpu_avx2.c where the CPU has
+ * AVX2 and FMA.
  * With params.reference the backend runs cpu_ref.c's scalar loops instead.
  *
  * The backend accepts host F32 tensors (I32 for ids, positions, offsets);
@@ -147,6 +149,7 @@ static void pool_for(pool *p, int64_t total, pool_fn fn, void *arg)
 typedef struct cpu_ctx {
     int n_threads;
     int reference;
+    int avx2;                  /* kn_cpu_has_avx2(): the softmax and GELU rows go to cpu_avx2.c */
     pool pool;
 } cpu_ctx;
 
@@ -201,13 +204,23 @@ static inline float fgelu(float x) { return 0.5f * x * (1.0f + ferf(x * 0.707106
 
 #define ROW(t, r) ((float *)(t)->data + (int64_t)(r) * kn_tensor_row_stride(t))
 
+typedef struct bias_act_job {
+    const kn_op_args *a;
+    int avx2;
+} bias_act_job;
+
 static void rows_bias_act(void *arg, int w, int64_t r0, int64_t r1)
 {
-    const kn_op_args *a = arg;
+    const bias_act_job *j = arg;
+    const kn_op_args *a = j->a;
     int64_t N = kn_tensor_cols(a->dst);
     const float *b = a->src[2] ? a->src[2]->data : NULL;
     for (int64_t r = r0; r < r1; r++) {
         float *y = ROW(a->dst, r);
+        if (j->avx2 && a->act == KN_ACT_GELU) {
+            kn_avx2_bias_gelu_row(y, b, N);
+            continue;
+        }
         if (b)
             for (int64_t n = 0; n < N; n++)
                 y[n] += b[n];
@@ -311,12 +324,15 @@ static void fast_matmul(cpu_ctx *cx, const kn_op_args *a)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x->data,
                     (int)kn_tensor_row_stride(x), w->data, (int)kn_tensor_row_stride(w), 0.0f,
                     a->dst->data, (int)kn_tensor_row_stride(a->dst));
-    if (a->src[2] || a->act != KN_ACT_NONE)
-        pool_for(&cx->pool, M, rows_bias_act, (void *)a);
+    if (a->src[2] || a->act != KN_ACT_NONE) {
+        bias_act_job j = {.a = a, .avx2 = cx->avx2};
+        pool_for(&cx->pool, M, rows_bias_act, &j);
+    }
 }
 
 typedef struct attn_job {
     const kn_op_args *a;
+    int avx2;
     float *scratch;            /* per worker: max_len x max_len scores */
     int bad_seq;               /* 1 + a sequence whose offsets are wrong */
 } attn_job;
@@ -358,6 +374,12 @@ static void attn_tasks(void *arg, int w, int64_t i0, int64_t i1)
             if (mk)
                 for (int c = 0; c < n; c++)
                     row[c] = mk[b + c] == 0 ? -INFINITY : row[c];
+            for (int c = n; c < L; c++)
+                row[c] = 0;
+            if (j->avx2) {
+                kn_avx2_softmax_row(row, n);
+                continue;
+            }
             for (int c = 0; c < n; c++)
                 mx = fmaxf(mx, row[c]);
             if (mx == -INFINITY)
@@ -370,8 +392,6 @@ static void attn_tasks(void *arg, int w, int64_t i0, int64_t i1)
             float inv = sum > 0 ? 1.0f / sum : 0.0f;
             for (int c = 0; c < n; c++)
                 row[c] *= inv;
-            for (int c = n; c < L; c++)
-                row[c] = 0;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, (int)D, L, 1.0f, S, L, vp, ldv,
                     0.0f, op, ldo);
@@ -381,7 +401,7 @@ static void attn_tasks(void *arg, int w, int64_t i0, int64_t i1)
 static int fast_attention(cpu_ctx *cx, const kn_op_args *a, char *err, size_t errlen)
 {
     int n_seq = (int)a->seq_off->ne[0] - 1;
-    attn_job j = {.a = a, .bad_seq = 0};
+    attn_job j = {.a = a, .avx2 = cx->avx2, .bad_seq = 0};
     j.scratch = malloc((size_t)cx->pool.n * a->max_len * a->max_len * sizeof(float));
     if (!j.scratch)
         return LX_E_NOMEM;
@@ -557,6 +577,7 @@ int kn_cpu_backend_init(struct kn_backend_i *i, void **ctx, const kn_backend_par
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     cx->n_threads = p->n_threads > 0 ? p->n_threads : (nc > 0 ? (int)nc : 1);
     cx->reference = p->reference;
+    cx->avx2 = !p->no_avx2 && kn_cpu_has_avx2();
     int rc = pool_open(&cx->pool, cx->n_threads);
     if (rc != 0) {
         free(cx);

@@ -246,6 +246,7 @@ enum kn_backend_kind { KN_BACKEND_CPU, KN_BACKEND_CUDA };
 typedef struct kn_backend_params {
     int n_threads;      /* CPU: threads for ops and OpenBLAS; 0 = all cores */
     int reference;      /* CPU: 1 = run every op by its scalar reference (slow; the oracle) */
+    int no_avx2;        /* CPU: 1 = the portable loops even where AVX2 + FMA exist (tests) */
     int device;         /* CUDA: device ordinal */
     int profile;        /* 1: time every op (synchronizing after each); see kn_backend_profile */
 } kn_backend_params;

@@ -50,6 +50,15 @@ int kn_cpu_backend_init(struct kn_backend_i *i, void **ctx, const kn_backend_par
  * writes a message and returns LX_E_INVAL when they do not fit. */
 int kn_op_check(const kn_op_args *a, char *err, size_t errlen);
 
+/* cpu_avx2.c: cpu.c's hot row loops with AVX2 + FMA. Call the two row
+ * functions only when kn_cpu_has_avx2() (elsewhere they do nothing).
+ *   softmax_row    in place over n scores; -inf (a masked key) weighs 0,
+ *                  a row of nothing but -inf becomes zeros
+ *   bias_gelu_row  y = gelu(y + b) (exact-erf GELU), b may be NULL */
+int kn_cpu_has_avx2(void);
+void kn_avx2_softmax_row(float *row, int n);
+void kn_avx2_bias_gelu_row(float *y, const float *b, int64_t n);
+
 /* cuda/kn_cuda.cu (CUDA=1 only) */
 int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn_backend_params *p,
                          char *err, size_t errlen);

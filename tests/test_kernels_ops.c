@@ -457,24 +457,28 @@ static void test_cpu_fast_equals_reference(void **state)
     assert_int_equal(kn_backend_open(&ref, KN_BACKEND_CPU, &p), 0);
     p.reference = 0;
     p.n_threads = 2;
-    assert_int_equal(kn_backend_open(&cpu, KN_BACKEND_CPU, &p), 0);
-    int n;
-    tcase *cs = make_cases(&n);
-    for (int i = 0; i < n; i++) {
-        hostdata h;
-        gen(&cs[i], &h, 0);
-        float *r = run_case(ref, &cs[i], &h, KN_F32);
-        float *y = run_case(cpu, &cs[i], &h, KN_F32);
-        double e = nmse(y, r, (size_t)nel(cs[i].dsh));
-        printf("  cpu %-22s NMSE %.2e\n", cs[i].name, e);
-        if (!(e < 1e-9))
-            fail_msg("cpu fast %s: NMSE %g >= 1e-9", cs[i].name, e);
-        free(r);
-        free(y);
-        hfree(&h);
+    /* both the AVX2 row loops (where the CPU has them) and the portable ones */
+    for (int no_avx2 = 0; no_avx2 < 2; no_avx2++) {
+        p.no_avx2 = no_avx2;
+        assert_int_equal(kn_backend_open(&cpu, KN_BACKEND_CPU, &p), 0);
+        int n;
+        tcase *cs = make_cases(&n);
+        for (int i = 0; i < n; i++) {
+            hostdata h;
+            gen(&cs[i], &h, 0);
+            float *r = run_case(ref, &cs[i], &h, KN_F32);
+            float *y = run_case(cpu, &cs[i], &h, KN_F32);
+            double e = nmse(y, r, (size_t)nel(cs[i].dsh));
+            printf("  cpu%s %-22s NMSE %.2e\n", no_avx2 ? "-portable" : "", cs[i].name, e);
+            if (!(e < 1e-9))
+                fail_msg("cpu fast%s %s: NMSE %g >= 1e-9", no_avx2 ? " (portable)" : "", cs[i].name, e);
+            free(r);
+            free(y);
+            hfree(&h);
+        }
+        kn_backend_close(cpu);
     }
     kn_backend_close(ref);
-    kn_backend_close(cpu);
 }
 
 static void test_cuda_equals_reference(void **state)
