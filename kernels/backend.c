@@ -144,6 +144,21 @@ int kn_tensor_download(kn_backend *be, const kn_tensor *src, void *host)
     return be->i.download(be->ctx, host, src->data, kn_tensor_bytes(src));
 }
 
+void *kn_host_alloc(kn_backend *be, size_t n)
+{
+    return be->i.host_alloc ? be->i.host_alloc(be->ctx, n) : malloc(n);
+}
+
+void kn_host_free(kn_backend *be, void *p)
+{
+    if (!p)
+        return;
+    if (be->i.host_free)
+        be->i.host_free(be->ctx, p);
+    else
+        free(p);
+}
+
 int kn_tensor_download_f32(kn_backend *be, const kn_tensor *src, float *host)
 {
     if (src->dtype == KN_F32)

@@ -276,6 +276,12 @@ int  kn_tensor_upload(kn_backend *be, kn_tensor *dst, const void *host);   /* co
 int  kn_tensor_download(kn_backend *be, const kn_tensor *src, void *host); /* contiguous src */
 /* Download converting to f32 (any float dtype). */
 int  kn_tensor_download_f32(kn_backend *be, const kn_tensor *src, float *host);
+/* Host memory that downloads into and uploads from run fastest: page-locked
+ * on CUDA (a copy then goes at the bus's speed instead of through the
+ * driver's staging buffer), plain malloc on the CPU. NULL when it cannot
+ * be had. Free it with kn_host_free on the same backend. */
+void *kn_host_alloc(kn_backend *be, size_t n);
+void  kn_host_free(kn_backend *be, void *p);
 
 /* ---- ops ---------------------------------------------------------------- */
 

@@ -23,6 +23,8 @@ struct kn_backend_i {
     void (*free)(void *ctx, void *p);
     int  (*upload)(void *ctx, void *dst, const void *src, size_t n);
     int  (*download)(void *ctx, void *dst, const void *src, size_t n);
+    void *(*host_alloc)(void *ctx, size_t n);      /* optional: NULL = malloc */
+    void (*host_free)(void *ctx, void *p);         /* with host_alloc */
     int  (*sync)(void *ctx);
     void (*close)(void *ctx);
 };

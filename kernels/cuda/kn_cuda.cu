@@ -1014,6 +1014,14 @@ static int cuda_download(void *ctx, void *dst, const void *src, size_t n)
     return 0;
 }
 
+static void *cuda_host_alloc(void *ctx, size_t n)
+{
+    void *p = nullptr;
+    return cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault) == cudaSuccess ? p : nullptr;
+}
+
+static void cuda_host_free(void *ctx, void *p) { cudaFreeHost(p); }
+
 static int cuda_sync(void *ctx)
 {
     cuda_ctx *cx = (cuda_ctx *)ctx;
@@ -1085,6 +1093,8 @@ extern "C" int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn
     i->free = cuda_free;
     i->upload = cuda_upload;
     i->download = cuda_download;
+    i->host_alloc = cuda_host_alloc;
+    i->host_free = cuda_host_free;
     i->sync = cuda_sync;
     i->close = cuda_close;
     *ctx = cx;

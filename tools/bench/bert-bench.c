@@ -283,7 +283,12 @@ int main(int argc, char **argv)
             ids[t] = 1000 + (int32_t)((frand() + 1) * 0.5 * (V - 1001));
         for (int b = 0; b <= batch; b++)
             off[b] = b * S;
-        float *splade = malloc((size_t)batch * V * sizeof *splade);
+        /* page-locked on CUDA, as a pipeline feeding an index would hold it */
+        float *splade = kn_host_alloc(be, (size_t)batch * V * sizeof *splade);
+        if (!splade) {
+            fprintf(stderr, "bert-bench: no memory for the [%d, %d] output\n", batch, V);
+            return 1;
+        }
         kn_bert_batch bt = {.n_seq = batch, .seq_off = off, .ids = ids, .types = NULL};
         char pbuf[64];
         snprintf(pbuf, sizeof pbuf, "%s", paths);
@@ -331,7 +336,7 @@ int main(int argc, char **argv)
         }
         free(ids);
         free(off);
-        free(splade);
+        kn_host_free(be, splade);
     }
     kn_bert_close(m);
     kn_backend_close(be);

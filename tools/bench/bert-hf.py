@@ -9,8 +9,8 @@ BERT-base shape (12 layers, hidden 768, 12 heads, intermediate 3072, vocabulary
 document full length (attention mask of ones), random token ids.
   gpu: transformers BertForMaskedLM in bf16 with SDPA attention; two paths:
        'splade'  encoder + masked-LM head + log1p(relu) max-pool over positions
-                 (left on the GPU; 'splade+copy' also copies it to host memory
-                 as F32, as lexis's splade path does)
+                 (left on the GPU; 'splade+copy' also copies it to page-locked
+                 host memory as F32, as lexis's splade path does)
        'encoder' the bare encoder (last hidden state)
        timed with CUDA events after warm-up, median of --iters runs.
   cpu: the same model in fp32 on PyTorch's CPU backend with torch.set_num_threads;
@@ -100,8 +100,10 @@ def main():
                                    * am.unsqueeze(-1)).max(dim=1).values,
                 "encoder": lambda: m.bert(input_ids=ids, attention_mask=am, token_type_ids=tt).last_hidden_state,
             }
-            # lexis's splade path ends with the pooled [B, V] F32 in host memory; this one does too
-            fns["splade+copy"] = lambda: fns["splade"]().float().cpu()
+            # lexis's splade path ends with the pooled [B, V] F32 in page-locked host
+            # memory (kn_host_alloc); this one does too
+            host = torch.empty((B, V), dtype=torch.float32, pin_memory=True)
+            fns["splade+copy"] = lambda: host.copy_(fns["splade"]().float())
             for p in paths:
                 f = fns[p]
                 with torch.inference_mode():
