@@ -516,6 +516,43 @@ static void test_cuda_equals_reference(void **state)
     kn_backend_close(gpu);
 }
 
+/* kn_host_alloc's memory round-trips through a backend tensor: malloc on
+ * the CPU, page-locked memory on CUDA (when a GPU is there). */
+static void host_roundtrip(kn_backend *be)
+{
+    const int64_t sh[2] = {37, 1001};
+    size_t n = 37 * 1001;
+    float *src = kn_host_alloc(be, n * sizeof *src), *dst = kn_host_alloc(be, n * sizeof *dst);
+    assert_non_null(src);
+    assert_non_null(dst);
+    for (size_t i = 0; i < n; i++)
+        src[i] = (float)i * 0.5f - 7.0f;
+    kn_tensor t;
+    assert_int_equal(kn_tensor_alloc(be, &t, KN_F32, 2, sh), 0);
+    assert_int_equal(kn_tensor_upload(be, &t, src), 0);
+    memset(dst, 0, n * sizeof *dst);
+    assert_int_equal(kn_tensor_download(be, &t, dst), 0);
+    assert_memory_equal(src, dst, n * sizeof *dst);
+    kn_tensor_free(be, &t);
+    kn_host_free(be, src);
+    kn_host_free(be, dst);
+    kn_host_free(be, NULL);
+}
+
+static void test_host_alloc_roundtrip(void **state)
+{
+    (void)state;
+    kn_backend *cpu;
+    assert_int_equal(kn_backend_open(&cpu, KN_BACKEND_CPU, NULL), 0);
+    host_roundtrip(cpu);
+    kn_backend_close(cpu);
+    kn_backend *gpu = open_cuda();
+    if (gpu) {
+        host_roundtrip(gpu);
+        kn_backend_close(gpu);
+    }
+}
+
 /* Ops on BF16 host tensors reach the CPU through the fallback: same result
  * as F32 on the rounded inputs, up to the output's BF16 rounding. */
 static void test_cpu_fallback_bf16(void **state)
@@ -588,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_op_check_rejects_bad_shapes),
         cmocka_unit_test(test_cpu_fast_equals_reference),
         cmocka_unit_test(test_cpu_fallback_bf16),
+        cmocka_unit_test(test_host_alloc_roundtrip),
         cmocka_unit_test(test_cuda_equals_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
