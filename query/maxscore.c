@@ -70,7 +70,8 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
 
         /* Candidates in id order: add what non-essential terms can give. */
         const uint32_t ess = first_ess;
-        for (uint32_t w = 0; w < QRY_WINDOW / 64; w++) {
+        const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
+        for (uint32_t w = 0; w < nwords; w++) {
             uint64_t word = bits[w];
             bits[w] = 0;
             while (word) {
