@@ -194,7 +194,7 @@ static void fz_bad(void *ctx, uint64_t item, const char *msg)
     c->bad++;
 }
 
-static void fz_check_snippet(enc_analyzer *an, const srv_qterms *qt, const char *text, size_t len,
+static void fz_check_snippet(enc_analyzer *an, srv_qterms *qt, const char *text, size_t len,
                              size_t window, srv_buf *out)
 {
     srv_snippet sn;
