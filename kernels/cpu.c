@@ -155,14 +155,14 @@ typedef struct cpu_ctx {
 
 // --- vectorizable math ------------------------------------------------------
 
-/* e^x for x in [-87, 88]: n = round(x / ln2), r = x - n ln2 (two-part ln2),
- * degree-6 polynomial on [-ln2/2, ln2/2], times 2^n built in the exponent
- * bits. About 2 ulp. */
+/* e^x (kernels_impl.h's KN_EXP_*): n = round(x / ln2), r = x - n ln2
+ * (two-part ln2), degree-6 polynomial on [-ln2/2, ln2/2], times 2^n built
+ * in the exponent bits. About 2 ulp. */
 static inline float fexp(float x)
 {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693145751953125f - n * 1.42860682030941723212e-6f;
+    x = x < KN_EXP_LO ? KN_EXP_LO : (x > KN_EXP_HI ? KN_EXP_HI : x);
+    float n = (x * KN_EXP_LOG2E + KN_EXP_SHIFT) - KN_EXP_SHIFT;
+    float r = x - n * KN_EXP_LN2_HI - n * KN_EXP_LN2_LO;
     float p = 1.0f / 720;
     p = p * r + 1.0f / 120;
     p = p * r + 1.0f / 24;
@@ -176,25 +176,25 @@ static inline float fexp(float x)
     return p * s;
 }
 
-/* erf(x): Eigen's rational approximation (odd degree-13 over even degree-8),
- * clamped to [-4, 4] where erf is +-1 in float. */
+/* erf(x): Eigen's rational approximation (odd degree-13 over even degree-8,
+ * kernels_impl.h's KN_ERF_*), clamped to where erf is +-1 in float. */
 static inline float ferf(float x)
 {
-    x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+    x = x < -KN_ERF_CLAMP ? -KN_ERF_CLAMP : (x > KN_ERF_CLAMP ? KN_ERF_CLAMP : x);
     float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 - 2.10102402082508e-06f;
-    p = p * x2 - 5.69250639462346e-05f;
-    p = p * x2 - 7.34990630326855e-04f;
-    p = p * x2 - 2.95459980854025e-03f;
-    p = p * x2 - 1.60960333262415e-02f;
+    float p = KN_ERF_P0;
+    p = p * x2 + KN_ERF_P1;
+    p = p * x2 + KN_ERF_P2;
+    p = p * x2 + KN_ERF_P3;
+    p = p * x2 + KN_ERF_P4;
+    p = p * x2 + KN_ERF_P5;
+    p = p * x2 + KN_ERF_P6;
     p = p * x;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 - 2.13374055278905e-04f;
-    q = q * x2 - 1.68282697438203e-03f;
-    q = q * x2 - 7.37332916720468e-03f;
-    q = q * x2 - 1.42647390514189e-02f;
+    float q = KN_ERF_Q0;
+    q = q * x2 + KN_ERF_Q1;
+    q = q * x2 + KN_ERF_Q2;
+    q = q * x2 + KN_ERF_Q3;
+    q = q * x2 + KN_ERF_Q4;
     return p / q;
 }
 

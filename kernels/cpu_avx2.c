@@ -28,44 +28,44 @@ int kn_cpu_has_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* e^x, cpu.c's fexp: Cody-Waite reduction, degree-6 polynomial, 2^n in the
- * exponent bits; x clamped to [-87, 88]. */
+#define SET1(c) _mm256_set1_ps(c)
+
+/* e^x, cpu.c's fexp (kernels_impl.h's KN_EXP_*). */
 AVX2 static inline __m256 exp8(__m256 x)
 {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    const __m256 shift = _mm256_set1_ps(12582912.0f);
-    __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shift), shift);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    x = _mm256_min_ps(_mm256_max_ps(x, SET1(KN_EXP_LO)), SET1(KN_EXP_HI));
+    __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, SET1(KN_EXP_LOG2E), SET1(KN_EXP_SHIFT)), SET1(KN_EXP_SHIFT));
+    __m256 r = _mm256_fnmadd_ps(n, SET1(KN_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, SET1(KN_EXP_LN2_LO), r);
+    __m256 p = SET1(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, SET1(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, SET1(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, SET1(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, SET1(0.5f));
+    p = _mm256_fmadd_ps(p, r, SET1(1.0f));
+    p = _mm256_fmadd_ps(p, r, SET1(1.0f));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* erf(x), cpu.c's ferf: Eigen's rational approximation on [-4, 4]. */
+/* erf(x), cpu.c's ferf (kernels_impl.h's KN_ERF_*). */
 AVX2 static inline __m256 erf8(__m256 x)
 {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
+    x = _mm256_min_ps(_mm256_max_ps(x, SET1(-KN_ERF_CLAMP)), SET1(KN_ERF_CLAMP));
     __m256 x2 = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.77068142495902e-08f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.10102402082508e-06f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-5.69250639462346e-05f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-7.34990630326855e-04f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.95459980854025e-03f));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.60960333262415e-02f));
+    __m256 p = SET1(KN_ERF_P0);
+    p = _mm256_fmadd_ps(p, x2, SET1(KN_ERF_P1));
+    p = _mm256_fmadd_ps(p, x2, SET1(KN_ERF_P2));
+    p = _mm256_fmadd_ps(p, x2, SET1(KN_ERF_P3));
+    p = _mm256_fmadd_ps(p, x2, SET1(KN_ERF_P4));
+    p = _mm256_fmadd_ps(p, x2, SET1(KN_ERF_P5));
+    p = _mm256_fmadd_ps(p, x2, SET1(KN_ERF_P6));
     p = _mm256_mul_ps(p, x);
-    __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-2.13374055278905e-04f));
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.68282697438203e-03f));
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-7.37332916720468e-03f));
-    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.42647390514189e-02f));
+    __m256 q = SET1(KN_ERF_Q0);
+    q = _mm256_fmadd_ps(q, x2, SET1(KN_ERF_Q1));
+    q = _mm256_fmadd_ps(q, x2, SET1(KN_ERF_Q2));
+    q = _mm256_fmadd_ps(q, x2, SET1(KN_ERF_Q3));
+    q = _mm256_fmadd_ps(q, x2, SET1(KN_ERF_Q4));
     return _mm256_div_ps(p, q);
 }
 
@@ -125,21 +125,29 @@ AVX2 void kn_avx2_softmax_row(float *row, int n)
         _mm256_maskstore_ps(row + full, tm, _mm256_mul_ps(_mm256_maskload_ps(row + full, tm), inv));
 }
 
+/* gelu(x) = x/2 (1 + erf(x / sqrt 2)) */
+AVX2 static inline __m256 gelu8(__m256 x)
+{
+    __m256 e = erf8(_mm256_mul_ps(x, SET1(0.70710678118654752f)));
+    return _mm256_mul_ps(_mm256_mul_ps(SET1(0.5f), x), _mm256_add_ps(SET1(1.0f), e));
+}
+
 AVX2 void kn_avx2_bias_gelu_row(float *y, const float *b, int64_t n)
 {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-    const __m256 rsqrt2 = _mm256_set1_ps(0.70710678118654752f);
     int64_t full = n & ~(int64_t)7;
-    for (int64_t c = 0; c < n; c += 8) {
-        __m256i tm = tail_mask(c < full ? 8 : (int)(n - full));
-        __m256 x = c < full ? _mm256_loadu_ps(y + c) : _mm256_maskload_ps(y + c, tm);
+    int rest = (int)(n - full);
+    for (int64_t c = 0; c < full; c += 8) {
+        __m256 x = _mm256_loadu_ps(y + c);
         if (b)
-            x = _mm256_add_ps(x, c < full ? _mm256_loadu_ps(b + c) : _mm256_maskload_ps(b + c, tm));
-        __m256 g = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, erf8(_mm256_mul_ps(x, rsqrt2))));
-        if (c < full)
-            _mm256_storeu_ps(y + c, g);
-        else
-            _mm256_maskstore_ps(y + c, tm, g);
+            x = _mm256_add_ps(x, _mm256_loadu_ps(b + c));
+        _mm256_storeu_ps(y + c, gelu8(x));
+    }
+    if (rest) {
+        __m256i tm = tail_mask(rest);
+        __m256 x = _mm256_maskload_ps(y + full, tm);
+        if (b)
+            x = _mm256_add_ps(x, _mm256_maskload_ps(b + full, tm));
+        _mm256_maskstore_ps(y + full, tm, gelu8(x));
     }
 }
 

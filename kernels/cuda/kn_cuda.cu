@@ -114,28 +114,28 @@ __device__ __forceinline__ void st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void st(__half *p, float v) { *p = __float2half_rn(v); }
 
-/* erf(x) as the CPU backend computes it (cpu.c's ferf): Eigen's rational
- * approximation, odd degree 13 over even degree 8, clamped to [-4, 4]
- * where erf is +-1 in F32. Branch-free, 13 FMAs and a division: it costs
- * about half of erff, which made the GELU pass after the FFN-up GEMM
- * compute-bound rather than memory-bound. */
+/* erf(x) as the CPU backend computes it (cpu.c's ferf, kernels_impl.h's
+ * KN_ERF_*): Eigen's rational approximation, odd degree 13 over even
+ * degree 8, clamped to where erf is +-1 in F32. Branch-free, 13 FMAs and a
+ * division: it costs about half of erff, which made the GELU pass after
+ * the FFN-up GEMM compute-bound rather than memory-bound. */
 __device__ __forceinline__ float erf_rational(float x)
 {
-    x = fminf(fmaxf(x, -4.0f), 4.0f);
+    x = fminf(fmaxf(x, -KN_ERF_CLAMP), KN_ERF_CLAMP);
     float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = fmaf(p, x2, 2.77068142495902e-08f);
-    p = fmaf(p, x2, -2.10102402082508e-06f);
-    p = fmaf(p, x2, -5.69250639462346e-05f);
-    p = fmaf(p, x2, -7.34990630326855e-04f);
-    p = fmaf(p, x2, -2.95459980854025e-03f);
-    p = fmaf(p, x2, -1.60960333262415e-02f);
+    float p = KN_ERF_P0;
+    p = fmaf(p, x2, KN_ERF_P1);
+    p = fmaf(p, x2, KN_ERF_P2);
+    p = fmaf(p, x2, KN_ERF_P3);
+    p = fmaf(p, x2, KN_ERF_P4);
+    p = fmaf(p, x2, KN_ERF_P5);
+    p = fmaf(p, x2, KN_ERF_P6);
     p = p * x;
-    float q = -1.45660718464996e-05f;
-    q = fmaf(q, x2, -2.13374055278905e-04f);
-    q = fmaf(q, x2, -1.68282697438203e-03f);
-    q = fmaf(q, x2, -7.37332916720468e-03f);
-    q = fmaf(q, x2, -1.42647390514189e-02f);
+    float q = KN_ERF_Q0;
+    q = fmaf(q, x2, KN_ERF_Q1);
+    q = fmaf(q, x2, KN_ERF_Q2);
+    q = fmaf(q, x2, KN_ERF_Q3);
+    q = fmaf(q, x2, KN_ERF_Q4);
     return __fdividef(p, q);
 }
 
