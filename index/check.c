@@ -6,8 +6,9 @@
  * inside their segment, that each block's max tf / min length / BM25 bound
  * and each list's k-th best scores equal what its postings give, that every
  * term's df and cf equal its live postings, that docs and ids map to each
- * other, and that the collection statistics add up. Problems are printed naming the term and block or the
- * document; the walk goes on so one run lists them all.
+ * other, and that the collection statistics add up. Problems are printed
+ * naming the term and block or the document; the walk goes on so one run
+ * lists them all.
  */
 #include "index_impl.h"
 

@@ -22,11 +22,12 @@
 
 #include <stdlib.h>
 
-/* QRY_WINDOW (query_impl.h): 4096 doc ids. The first windows run before the threshold means anything (every term
- * essential): 512, 1024, 2048 doc ids, then QRY_WINDOW. A threshold from
- * the first 512 documents already prunes the rest: -2.3% instructions at
- * k=10 on the Debian corpus (256 and 1024 did no better; k=1000 and the
- * synthetic 2M corpus unchanged within 0.1%). */
+/* Windows are QRY_WINDOW (query_impl.h) doc ids, but the first ones run
+ * before the threshold means anything (every term essential): 512, 1024,
+ * 2048 doc ids, then QRY_WINDOW. A threshold from the first 512 documents
+ * already prunes the rest: -2.3% instructions at k=10 on the Debian corpus
+ * (256 and 1024 did no better; k=1000 and the synthetic 2M corpus
+ * unchanged within 0.1%). */
 #define QRY_FIRST_WINDOW 512
 
 static int by_bound(const void *a, const void *b)
