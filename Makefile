@@ -58,12 +58,13 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 SETTINGS := $(BUILD)/.make-settings
 
-# CUDA=1: kernels/cuda/*.cu into liblexis.a. sm_90 code for H100/H200 plus
+# CUDA=1: kernels/cuda/*.cu into liblexis.a. sm_90a code for H100/H200 (wgmma needs
+# the "a" target, which runs on compute capability 9.0 only) plus
 # compute_80 PTX that any newer GPU's driver compiles at load.
 ifeq ($(CUDA),1)
 CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(CUDA_HOME)/bin/nvcc
-CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+CUDA_ARCH ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=compute_80
 NVFLAGS  := -std=c++17 -O3 $(CUDA_ARCH) -MMD -MP -DLX_CUDA -Xcompiler -Wall
 CU_SRC   := $(wildcard kernels/cuda/*.cu)
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)

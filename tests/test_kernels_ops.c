@@ -267,6 +267,17 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 136;
         c->dsh[0] = 77; c->dsh[1] = 136;
     }
+    for (int act = KN_ACT_NONE; act <= KN_ACT_RELU; act++) {
+        /* the Hopper GEMM's edges: partial row, column and k tiles for
+         * both its tile widths (128, 256) */
+        tcase *c = &cs[k++];
+        c->name = act == 0 ? "matmul-392+bias" : act == 1 ? "matmul-392+bias+gelu" : "matmul-392+bias+relu";
+        c->a = (kn_op_args){.op = KN_OP_MATMUL, .act = act};
+        c->kind[0] = K_MAT; c->sh[0][0] = 300; c->sh[0][1] = 200;
+        c->kind[1] = K_MAT; c->sh[1][0] = 392; c->sh[1][1] = 200;
+        c->kind[2] = K_VEC; c->sh[2][0] = 392;
+        c->dsh[0] = 300; c->dsh[1] = 392;
+    }
     {   /* BERT's width: the vectorized layer norm on CUDA (16-bit) */
         tcase *c = &cs[k++];
         c->name = "layernorm-768+residual";
@@ -511,6 +522,43 @@ static void test_cuda_equals_reference(void **state)
             free(y);
             hfree(&h);
         }
+    }
+    /* every kernel of the GEMMs and the fused SPLADE head, not only the
+     * one the device picks: kn_mma.cu's mma.sync head (5, 1), kn_wgmma.cu's
+     * heads (10-14) and GEMMs (1-4); the wgmma ones fall back to
+     * the others where the device has no wgmma */
+    static const struct { const char *var, *val; kn_op op; } kernel_choice[] = {
+        {"LX_CUDA_SPLADE", "5", KN_OP_SPLADE_POOL},  {"LX_CUDA_SPLADE", "1", KN_OP_SPLADE_POOL},
+        {"LX_CUDA_SPLADE", "10", KN_OP_SPLADE_POOL}, {"LX_CUDA_SPLADE", "11", KN_OP_SPLADE_POOL},
+        {"LX_CUDA_SPLADE", "12", KN_OP_SPLADE_POOL}, {"LX_CUDA_SPLADE", "13", KN_OP_SPLADE_POOL},
+        {"LX_CUDA_WGEMM", "1", KN_OP_MATMUL},        {"LX_CUDA_WGEMM", "2", KN_OP_MATMUL},
+        {"LX_CUDA_WGEMM", "3", KN_OP_MATMUL},        {"LX_CUDA_WGEMM", "4", KN_OP_MATMUL},
+        {"LX_CUDA_SPLADE", "14", KN_OP_SPLADE_POOL},
+    };
+    for (size_t v = 0; v < sizeof kernel_choice / sizeof *kernel_choice; v++) {
+        kn_backend *g2;
+        setenv(kernel_choice[v].var, kernel_choice[v].val, 1);
+        int rc = kn_backend_open(&g2, KN_BACKEND_CUDA, NULL);
+        unsetenv(kernel_choice[v].var);
+        assert_int_equal(rc, 0);
+        for (int i = 0; i < n; i++) {
+            if (cs[i].a.op != kernel_choice[v].op)
+                continue;
+            hostdata h;
+            gen(&cs[i], &h, 1);
+            float *r = run_case(ref, &cs[i], &h, KN_F32);
+            float *y = run_case(g2, &cs[i], &h, KN_BF16);
+            double e = nmse(y, r, (size_t)nel(cs[i].dsh));
+            printf("  cuda bf16  %-22s %s=%-2s NMSE %.2e\n", cs[i].name, kernel_choice[v].var, kernel_choice[v].val,
+                   e);
+            if (!(e < 1e-4))
+                fail_msg("cuda %s with %s=%s: NMSE %g >= 1e-4", cs[i].name, kernel_choice[v].var,
+                         kernel_choice[v].val, e);
+            free(r);
+            free(y);
+            hfree(&h);
+        }
+        kn_backend_close(g2);
     }
     kn_backend_close(ref);
     kn_backend_close(gpu);

@@ -33,4 +33,34 @@ cudaError_t kn_mma_splade_max(int is_bf16, float *dst, long long ld_d, const voi
                               const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
                               int r1, int V, int K, int variant, cudaStream_t st);
 
+/* The same head on Hopper's wgmma (kn_wgmma.cu): same arguments and
+ * contract. variant (benchmarking; H200, 32,768 tokens, against
+ * kn_mma_splade_max's 4.62 ms): 0 = 128 x 256 tiles by TMA with a producer
+ * warp, 4 stages, 2.55 ms (needs tmap_encode, the driver's
+ * cuTensorMapEncodeTiled from kn_wgmma_available; without it variant 1
+ * runs); 1 = the same tiles by cp.async from all threads, 2.94-2.98 ms;
+ * 2 = 128 x 128, 3 stages, two blocks an SM, 3.03 ms; 3 = 128 x 128, 4
+ * stages, 3.47 ms; 4 = 128 x 128 by TMA, 3 stages, two blocks an SM. Only
+ * where kn_wgmma_available said yes. */
+cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
+                                const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
+                                int r1, int V, int K, int variant, void *tmap_encode, cudaStream_t st);
+
+/* c[M, N] = act(a[M, K] w[N, K]^T + bias[N]) on wgmma (kn_wgmma.cu): a, w
+ * and c of one 16-bit type, bias F32 or NULL, act a kn_act, the
+ * activation (GELU: exact erf) applied in F32 before c is rounded. N even,
+ * K % 8 == 0, rows (c's too) 16-byte aligned. variant (benchmarking):
+ * 0 = 128 x 128 tiles, 3 stages; 1 = 128 x 256, 4 stages; 2 = 128 x 256 by
+ * TMA (as the SPLADE head's variant 0); 3 = 128 x 128 by TMA, 3 stages,
+ * two blocks an SM. Only where kn_wgmma_available said yes. */
+cudaError_t kn_wgmma_gemm(int is_bf16, void *c, long long ld_c, const void *a, long long ld_a, const void *w,
+                          long long ld_w, const float *bias, int act, int M, int N, int K, int variant,
+                          void *tmap_encode, cudaStream_t st);
+
+/* 1 when the current device runs kn_wgmma.cu's kernels (the build holds
+ * sm_90a code and the device is a Hopper), else 0. Runs a one-thread probe
+ * kernel on st and waits for it. *tmap_encode: the driver's
+ * cuTensorMapEncodeTiled for the TMA variants, or NULL. */
+int kn_wgmma_available(cudaStream_t st, void **tmap_encode);
+
 #endif

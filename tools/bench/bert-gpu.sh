@@ -26,7 +26,7 @@ for f in kernels/*.c; do
 done
 for f in kernels/cuda/*.cu; do
     o="$out/obj/$(basename "$f" .cu).o"
-    $NVCC -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80 \
+    $NVCC -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=compute_80 \
         -DLX_CUDA -c "$f" -o "$o" &
     objs="$objs $o"
 done

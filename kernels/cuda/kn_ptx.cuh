@@ -1,0 +1,106 @@
+/* kn_ptx.cuh: private to kernels/cuda/: the PTX primitives the tensor-core
+ * kernels share (kn_mma.cu's mma.sync kernels, kn_wgmma.cu's Hopper ones):
+ * mma.sync m16n8k16, ldmatrix, cp.async, packing two floats into one
+ * register of 16-bit values, and the exact-erf GELU of every CUDA kernel. Device functions only; nothing here owns
+ * memory.
+ */
+#ifndef KN_PTX_CUH
+#define KN_PTX_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+/* the KN_ERF_* constants, and for kn_cuda.cu the backend internals (a C
+ * header: C linkage, and C11's _Noreturn spelled the C++ way) */
+#define _Noreturn [[noreturn]]
+extern "C" {
+#include "../kernels_impl.h"
+}
+#undef _Noreturn
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b)
+{
+    if constexpr (std::is_same<T, __half>::value)
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* Two floats as one register of two 16-bit values, the first in the low half. */
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi)
+{
+    if constexpr (std::is_same<T, __half>::value) {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *(uint32_t *)&v;
+    } else {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *(uint32_t *)&v;
+    }
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+/* 16 bytes global -> shared, asynchronously; zero-filled when !ok (src is
+ * then not read but must still be a valid address). */
+__device__ __forceinline__ void cp16(void *dst, const void *src, bool ok)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* erf(x) as the CPU backend computes it (cpu.c's ferf, kernels_impl.h's
+ * KN_ERF_*): Eigen's rational approximation, odd degree 13 over even
+ * degree 8, clamped to where erf is +-1 in F32. Branch-free, 13 FMAs and a
+ * division: it costs about half of erff, which made the GELU pass after
+ * the FFN-up GEMM compute-bound rather than memory-bound. */
+__device__ __forceinline__ float erf_rational(float x)
+{
+    x = fminf(fmaxf(x, -KN_ERF_CLAMP), KN_ERF_CLAMP);
+    float x2 = x * x;
+    float p = KN_ERF_P0;
+    p = fmaf(p, x2, KN_ERF_P1);
+    p = fmaf(p, x2, KN_ERF_P2);
+    p = fmaf(p, x2, KN_ERF_P3);
+    p = fmaf(p, x2, KN_ERF_P4);
+    p = fmaf(p, x2, KN_ERF_P5);
+    p = fmaf(p, x2, KN_ERF_P6);
+    p = p * x;
+    float q = KN_ERF_Q0;
+    q = fmaf(q, x2, KN_ERF_Q1);
+    q = fmaf(q, x2, KN_ERF_Q2);
+    q = fmaf(q, x2, KN_ERF_Q3);
+    q = fmaf(q, x2, KN_ERF_Q4);
+    return __fdividef(p, q);
+}
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f)); }
+
+#endif

@@ -1,0 +1,631 @@
+/* kn_wgmma.cu: Hopper (sm_90a) tensor-core kernels on wgmma.
+ *
+ * A warpgroup (4 warps, 128 threads) issues wgmma.mma_async m64nNk16: its
+ * 64 x N accumulator tile lives in registers while A (64 x 16) and B
+ * (N x 16) are read straight from shared memory through descriptors, so no
+ * thread spends instructions on fragment loads (the mma.sync kernels of
+ * kn_mma.cu spend a third of their issue slots on ldmatrix), and the
+ * multiply runs asynchronously while the same threads copy the next tiles.
+ *
+ * Shared-memory layout (what the descriptors describe): both operands are
+ * K-major, in tiles of 64 16-bit values of K (128 bytes a row) with the
+ * 128-byte swizzle: the 16-byte chunk c of row r sits at chunk c ^ (r % 8)
+ * of its row, 8 rows make a 1,024-byte atom, and every tile starts on a
+ * 1,024-byte boundary. The swizzle spreads the 8 rows of an atom over all
+ * banks for the tensor cores' reads and for the cp.async writes alike.
+ *
+ * Tiles are copied by all 256 threads with cp.async (no TMA: no tensor map
+ * to build on the host, and the copies are a small share of the issue
+ * slots); the writes belong to the generic proxy and wgmma reads through
+ * the async proxy, hence fence.proxy.async before the barrier that
+ * publishes a stage.
+ *
+ * Compiled for real only for sm_90a (wgmma has no PTX for other targets);
+ * for other targets the kernels are empty and kn_wgmma_available says no,
+ * so the caller keeps to kn_mma.cu.
+ */
+#include <cuda.h> /* CUtensorMap */
+
+#include "kn_mma.h"
+#include "kn_ptx.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define KN_WGMMA 1
+#endif
+
+// --- wgmma primitives -------------------------------------------------------
+
+enum { WBM = 128, WBK = 64, WROW = WBK * 2 /* bytes a tile row */ };
+
+/* Descriptor of a K-major 128-byte-swizzled operand at shared address s:
+ * start >> 4, leading offset 16 bytes (unused with this swizzle), stride
+ * 1,024 bytes between 8-row atoms, swizzle mode 1 (128 bytes). */
+__device__ __forceinline__ uint64_t wg_desc(uint32_t s)
+{
+    return (uint64_t)((s & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+/* Keeps the compiler from moving an accumulator register across a point
+ * where an asynchronous wgmma may still be writing it. */
+template <int N>
+__device__ __forceinline__ void wg_pin(float *d)
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define WG_F8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+                 "+f"(d[i + 6]), "+f"(d[i + 7])
+#define WG_F64(i) WG_F8(i), WG_F8(i + 8), WG_F8(i + 16), WG_F8(i + 24), WG_F8(i + 32), WG_F8(i + 40), \
+                  WG_F8(i + 48), WG_F8(i + 56)
+#define WG_R64 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define WG_R128 WG_R64 ", " \
+                "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+                "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+                "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+                "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+
+/* d[N/2] += A(64 x 16) B(N x 16)^T for one warpgroup. Accumulator layout
+ * (warp w of the group, g = lane / 4, t = lane % 4): d[4j + e] is row
+ * 16w + g, column 8j + 2t + e; d[4j + 2 + e] is row 16w + g + 8. */
+template <typename T, int N>
+__device__ __forceinline__ void wg_mma(float *d, uint64_t da, uint64_t db)
+{
+#ifdef KN_WGMMA
+    constexpr bool bf = std::is_same<T, __nv_bfloat16>::value;
+    if constexpr (N == 128 && bf)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" WG_R64 "}, %64, %65, 1, 1, 1, 0, 0;\n"
+                     : WG_F64(0) : "l"(da), "l"(db));
+    else if constexpr (N == 128)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {" WG_R64 "}, %64, %65, 1, 1, 1, 0, 0;\n"
+                     : WG_F64(0) : "l"(da), "l"(db));
+    else if constexpr (bf)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" WG_R128 "}, %128, %129, 1, 1, 1, 0, 0;\n"
+                     : WG_F64(0), WG_F64(64) : "l"(da), "l"(db));
+    else
+        asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" WG_R128 "}, %128, %129, 1, 1, 1, 0, 0;\n"
+                     : WG_F64(0), WG_F64(64) : "l"(da), "l"(db));
+#endif
+}
+
+// --- TMA and mbarriers ----------------------------------------------------
+
+__device__ __forceinline__ void mbar_init(uint64_t *b, int count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(b)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+/* arrive and announce the bytes the barrier's phase still waits for */
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *b, uint32_t bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(b)) : "memory");
+}
+/* until the phase of the given parity has completed */
+__device__ __forceinline__ void mbar_wait(uint64_t *b, int parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(smem_addr(b)), "r"(parity) : "memory");
+    } while (!done);
+}
+/* box (x = k, y = row) of a 2-D tensor map into shared memory; completes
+ * its bytes on the barrier */
+__device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int x, int y, uint64_t *bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(smem_addr(dst)), "l"((uint64_t)map), "r"(x), "r"(y), "r"(smem_addr(bar)) : "memory");
+}
+
+// --- the main loop: a 128 x BN tile of A B^T --------------------------------
+
+/* Shared memory of one pipeline: NST stages of [128 rows of A][BN rows of
+ * B], each row 64 values of K; plus 1 KB to align the first tile. */
+template <int BN, int NST>
+constexpr size_t wg_smem() { return (size_t)NST * (WBM + BN) * WROW + 1024; }
+
+/* acc (BN / 2 floats a thread, zeroed here) = a[m0.., :K] b[n0.., :K]^T for
+ * the block's 128 x BN tile; 256 threads, warpgroup wg owns rows 64 wg ..
+ * 64 wg + 63. Rows at or past m_end (a) or n_end (b), and K past K, are
+ * zero-filled. Pipeline: NST stages; INF = 1 keeps one k-step's wgmmas in
+ * flight while the next is issued (needs NST >= 3), copies run
+ * NST - 1 - INF steps ahead. Returns with every copy and wgmma done and
+ * the stages free for reuse after a __syncthreads. */
+template <typename T, int BN, int NST, int INF>
+__device__ __forceinline__ void wg_mainloop(float *acc, unsigned char *smem, const T *a, long long ld_a, int m0,
+                                            int m_end, const T *b, long long ld_b, int n0, int n_end, int K)
+{
+    constexpr int D = NST - 1 - INF, STAGE = (WBM + BN) * WROW;
+    static_assert(D >= 1, "pipeline needs a copy in flight");
+    const int tid = threadIdx.x, wg = tid >> 7;
+    /* thread tid copies chunk c of rows r, r + 32, ...: the swizzled chunk
+     * is the same for all of them (r % 8 does not change) */
+    const int c = tid & 7, r = tid >> 3, sw = (c ^ (r & 7)) * 16;
+    const T *ap = a + (long long)(m0 + r) * ld_a + c * 8, *bp = b + (long long)(n0 + r) * ld_b + c * 8;
+    const uint32_t base = smem_addr(smem);
+    auto load = [&](int kt, int stage) {
+        unsigned char *A = smem + stage * STAGE + r * WROW + sw, *B = A + WBM * WROW;
+        int k0 = kt * WBK;
+        bool kin = k0 + c * 8 < K;
+#pragma unroll
+        for (int i = 0; i < WBM / 32; i++) {
+            bool ok = kin && m0 + r + 32 * i < m_end;
+            cp16(A + i * 32 * WROW, ok ? ap + 32LL * i * ld_a + k0 : a, ok);
+        }
+#pragma unroll
+        for (int i = 0; i < BN / 32; i++) {
+            bool ok = kin && n0 + r + 32 * i < n_end;
+            cp16(B + i * 32 * WROW, ok ? bp + 32LL * i * ld_b + k0 : b, ok);
+        }
+    };
+#pragma unroll
+    for (int i = 0; i < BN / 2; i++)
+        acc[i] = 0.0f;
+    const int n_k = (K + WBK - 1) / WBK;
+#pragma unroll
+    for (int s = 0; s < D; s++) {
+        if (s < n_k)
+            load(s, s);
+        cp_commit();
+    }
+    for (int kt = 0; kt < n_k; kt++) {
+        cp_wait<D - 1>();
+        fence_proxy_async();
+        /* every copy of step kt has landed; every wgmma of step kt - 1 - INF
+         * is done, so its stage may be refilled */
+        __syncthreads();
+        if (kt + D < n_k)
+            load(kt + D, (kt + D) % NST);
+        cp_commit();
+        uint32_t sa = base + (kt % NST) * STAGE + wg * 64 * WROW, sb = base + (kt % NST) * STAGE + WBM * WROW;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < WBK / 16; kk++)
+            wg_mma<T, BN>(acc, wg_desc(sa + kk * 32), wg_desc(sb + kk * 32));
+        wg_commit();
+        wg_wait<INF>();
+        wg_pin<BN / 2>(acc);
+    }
+    wg_wait<0>();
+    wg_pin<BN / 2>(acc);
+    cp_wait<0>();
+}
+
+/* The same tile with TMA and warp specialization: 288 threads, two
+ * consumer warpgroups (rows 0-63 and 64-127) that only issue wgmma, and a
+ * producer warp (one thread issues each stage's two tensor-map loads). A
+ * single producer warp rather than a warpgroup leaves 224 registers a
+ * thread for the 128 accumulators without setmaxnreg. full[s] completes when a
+ * stage's bytes have landed; empty[s] when all 256 consumer threads are
+ * done reading it. One k-step's wgmmas stay in flight. */
+template <int BN, int NST>
+__device__ __forceinline__ void wg_produce(unsigned char *smem, uint64_t *full, uint64_t *empty, const CUtensorMap *ta,
+                                           const CUtensorMap *tb, int m0, int n0, int K)
+{
+    constexpr int STAGE = (WBM + BN) * WROW;
+    const int n_k = (K + WBK - 1) / WBK;
+    for (int kt = 0; kt < n_k; kt++) {
+        int s = kt % NST;
+        mbar_wait(&empty[s], ((kt / NST) & 1) ^ 1); /* a fresh barrier passes parity 1 */
+        mbar_expect_tx(&full[s], STAGE);
+        tma_load(smem + s * STAGE, ta, kt * WBK, m0, &full[s]);
+        tma_load(smem + s * STAGE + WBM * WROW, tb, kt * WBK, n0, &full[s]);
+    }
+}
+
+template <typename T, int BN, int NST>
+__device__ __forceinline__ void wg_consume(float *acc, unsigned char *smem, uint64_t *full, uint64_t *empty, int cwg,
+                                           int K)
+{
+    constexpr int STAGE = (WBM + BN) * WROW;
+    const uint32_t base = smem_addr(smem);
+    const int n_k = (K + WBK - 1) / WBK;
+#pragma unroll
+    for (int i = 0; i < BN / 2; i++)
+        acc[i] = 0.0f;
+    for (int kt = 0; kt < n_k; kt++) {
+        int s = kt % NST;
+        mbar_wait(&full[s], (kt / NST) & 1);
+        uint32_t sa = base + s * STAGE + cwg * 64 * WROW, sb = base + s * STAGE + WBM * WROW;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < WBK / 16; kk++)
+            wg_mma<T, BN>(acc, wg_desc(sa + kk * 32), wg_desc(sb + kk * 32));
+        wg_commit();
+        wg_wait<1>();
+        wg_pin<BN / 2>(acc);
+        if (kt > 0)
+            mbar_arrive(&empty[(kt - 1) % NST]);
+    }
+    wg_wait<0>();
+    wg_pin<BN / 2>(acc);
+}
+
+/* One 128 x BN tile of a b^T into acc by either pipeline. Returns the
+ * calling thread's index 0-255 in the accumulator layout, or -1 for the
+ * TMA producer warp's threads, which are then done. */
+template <typename T, int BN, int NST, int INF, bool TMA>
+__device__ __forceinline__ int wg_tile(float *acc, unsigned char *smem, uint64_t *bars, const CUtensorMap *ta,
+                                       const CUtensorMap *tb, const T *a, long long ld_a, int m0, int m_end,
+                                       const T *b, long long ld_b, int n0, int n_end, int K)
+{
+    if constexpr (TMA) {
+        if (threadIdx.x == 0) {
+            for (int s = 0; s < NST; s++) {
+                mbar_init(&bars[s], 1);
+                mbar_init(&bars[NST + s], 256);
+            }
+            mbar_init_fence();
+        }
+        __syncthreads();
+        if (threadIdx.x >= 256) {
+            if (threadIdx.x == 256)
+                wg_produce<BN, NST>(smem, bars, bars + NST, ta, tb, m0, n0, K);
+            return -1;
+        }
+        wg_consume<T, BN, NST>(acc, smem, bars, bars + NST, threadIdx.x >> 7, K);
+        return threadIdx.x;
+    } else {
+        wg_mainloop<T, BN, NST, INF>(acc, smem, a, ld_a, m0, m_end, b, ld_b, n0, n_end, K);
+        return threadIdx.x;
+    }
+}
+
+/* A barrier of the 256 consumer threads (the TMA producer warp has left). */
+template <bool TMA>
+__device__ __forceinline__ void wg_sync()
+{
+    if constexpr (TMA)
+        asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    else
+        __syncthreads();
+}
+
+// --- fused SPLADE head ------------------------------------------------------
+
+/* z = h w^T + bias over a 128 x BN tile; max(relu(z)) over each sequence's
+ * rows merged into dst with atomicMax. A warp's 16 rows of one sequence
+ * are reduced with shuffles to BN column maxima in shared memory; one
+ * thread a column then folds the 8 warps (consecutive warps of the same
+ * sequence together) into one atomic per (sequence, column). A warp whose
+ * rows span sequences (short ones) sends one atomic per positive value. */
+template <typename T, int BN, int NST, int INF, bool TMA>
+__global__ void __launch_bounds__(TMA ? 288 : 256, BN == 128 ? 2 : 1)
+    k_splade_wgmma(float *dst, long long ld_d, const T *h, long long ld_h, const T *w, long long ld_w,
+                   const float *bias, const int *row_seq, int r0, int r1, int V, int K,
+                   const __grid_constant__ CUtensorMap th, const __grid_constant__ CUtensorMap tw)
+{
+#ifdef KN_WGMMA
+    extern __shared__ unsigned char wg_raw[];
+    __shared__ int warp_seq[8];
+    __shared__ __align__(8) uint64_t bars[2 * NST];
+    unsigned char *smem = (unsigned char *)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
+    /* grouped order: 16 consecutive row tiles sweep the vocabulary side by
+     * side, so a tile of w is read from memory once per 16 row tiles */
+    const int GR = 16;
+    int n_ct = (V + BN - 1) / BN, n_rt = (r1 - r0 + WBM - 1) / WBM;
+    int id = blockIdx.x, first = id / (GR * n_ct) * GR, gsz = min(n_rt - first, GR);
+    int m0 = r0 + (first + (id % (GR * n_ct)) % gsz) * WBM, n0 = (id % (GR * n_ct)) / gsz * BN;
+
+    float acc[BN / 2];
+    const int tid = wg_tile<T, BN, NST, INF, TMA>(acc, smem, bars, &th, &tw, h, ld_h, m0, r1, w, ld_w, n0, V, K);
+    if (tid < 0)
+        return;
+    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+
+    wg_sync<TMA>(); /* the stages become the warps' column maxima */
+    float *red = (float *)smem; /* [8][BN] */
+    int wr0 = m0 + warp * 16, wr1 = min(wr0 + 15, r1 - 1);
+    int s_first = wr0 < r1 ? row_seq[wr0] : -1, s_last = wr0 < r1 ? row_seq[wr1] : -1;
+    if (lane == 0)
+        warp_seq[warp] = s_first == s_last ? s_first : -1;
+    if (wr0 < r1 && s_first == s_last) {
+        /* rows past r1 are zero-filled (z = 0 there) and must not count */
+        float lo = wr0 + g < r1 ? 0.0f : -INFINITY, hi = wr0 + g + 8 < r1 ? 0.0f : -INFINITY;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                float x = fmaxf(acc[4 * j + e] + lo, acc[4 * j + 2 + e] + hi);
+                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
+                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 8));
+                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 16));
+                if ((j & 7) == g)
+                    red[warp * BN + 8 * j + 2 * t + e] = x;
+            }
+    } else if (wr0 < r1) {
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            int row = wr0 + g + 8 * hi;
+            if (row >= r1)
+                continue;
+            float *d = dst + (long long)row_seq[row] * ld_d;
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int col = n0 + 8 * j + 2 * t + e;
+                    if (col < V) {
+                        float x = acc[4 * j + 2 * hi + e] + (bias ? bias[col] : 0.0f);
+                        if (x > 0)
+                            atomicMax((int *)(d + col), __float_as_int(x));
+                    }
+                }
+        }
+    }
+    wg_sync<TMA>();
+    for (int cc = tid; cc < BN; cc += 256) {
+        int col = n0 + cc;
+        if (col >= V)
+            break;
+        float bv = bias ? bias[col] : 0.0f, m = -INFINITY;
+        int cur = -1;
+        for (int wi = 0; wi < 8; wi++) {
+            int s = warp_seq[wi];
+            if (s < 0)
+                continue;
+            if (s != cur) {
+                if (cur >= 0 && m + bv > 0)
+                    atomicMax((int *)(dst + (long long)cur * ld_d + col), __float_as_int(m + bv));
+                cur = s;
+                m = red[wi * BN + cc];
+            } else {
+                m = fmaxf(m, red[wi * BN + cc]);
+            }
+        }
+        if (cur >= 0 && m + bv > 0)
+            atomicMax((int *)(dst + (long long)cur * ld_d + col), __float_as_int(m + bv));
+    }
+#endif
+}
+
+/* A 2-D tensor map over rows x K 16-bit values (row pitch ld) in boxes of
+ * 64 x box_rows with the 128-byte swizzle the descriptors expect; rows and
+ * K past the ends read as zeros. */
+typedef CUresult (*tmap_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                   const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+static bool make_tmap(void *encode, CUtensorMap *m, int is_bf16, const void *p, int rows, int K, long long ld,
+                      int box_rows)
+{
+    cuuint64_t dim[2] = {(cuuint64_t)K, (cuuint64_t)rows}, pitch[1] = {(cuuint64_t)ld * 2};
+    cuuint32_t box[2] = {WBK, (cuuint32_t)box_rows}, step[2] = {1, 1};
+    return encode && ((tmap_encode_fn)encode)(m, is_bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                                              2, (void *)p, dim, pitch, box, step, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+/* Dynamic shared memory and block size of a variant; TMA variants also
+ * get their two tensor maps (false when they cannot be made). */
+template <int BN, int NST, bool TMA, typename K>
+static cudaError_t wg_prepare(K kern, size_t *smem)
+{
+    *smem = wg_smem<BN, NST>();
+    return cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*smem);
+}
+
+template <typename T, int BN, int NST, int INF, bool TMA>
+static cudaError_t splade_launch(float *dst, long long ld_d, const void *h, long long ld_h, const void *w,
+                                 long long ld_w, const float *bias, const int *row_seq, int r0, int r1, int V, int K,
+                                 void *encode, cudaStream_t st)
+{
+    CUtensorMap th = {}, tw = {};
+    const int is_bf16 = std::is_same<T, __nv_bfloat16>::value;
+    if (TMA && (!make_tmap(encode, &th, is_bf16, h, r1, K, ld_h, WBM) ||
+                !make_tmap(encode, &tw, is_bf16, w, V, K, ld_w, BN)))
+        return cudaErrorNotSupported;
+    unsigned grid = (unsigned)((V + BN - 1) / BN) * (unsigned)((r1 - r0 + WBM - 1) / WBM);
+    auto kern = k_splade_wgmma<T, BN, NST, INF, TMA>;
+    size_t smem;
+    cudaError_t e = wg_prepare<BN, NST, TMA>(kern, &smem);
+    if (e != cudaSuccess)
+        return e;
+    kern<<<grid, TMA ? 288 : 256, smem, st>>>(dst, ld_d, (const T *)h, ld_h, (const T *)w, ld_w, bias, row_seq, r0,
+                                               r1, V, K, th, tw);
+    return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t splade_variant(int variant, float *dst, long long ld_d, const void *h, long long ld_h,
+                                  const void *w, long long ld_w, const float *bias, const int *row_seq, int r0, int r1,
+                                  int V, int K, void *enc, cudaStream_t st)
+{
+    if (variant == 0 && !enc)
+        variant = 1; /* no tensor maps: the best cp.async variant */
+    switch (variant) {
+    case 1: return splade_launch<T, 256, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    case 2: return splade_launch<T, 128, 3, 0, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    case 3: return splade_launch<T, 128, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    case 4: return splade_launch<T, 128, 3, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    default: return splade_launch<T, 256, 4, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    }
+}
+
+cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
+                                const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
+                                int r1, int V, int K, int variant, void *tmap_encode, cudaStream_t st)
+{
+    if (r1 <= r0 || V <= 0)
+        return cudaSuccess;
+    if (is_bf16)
+        return splade_variant<__nv_bfloat16>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K,
+                                             tmap_encode, st);
+    return splade_variant<__half>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, tmap_encode, st);
+}
+
+// --- GEMM with bias and activation -----------------------------------------
+
+/* c[M, N] = act(a[M, K] w[N, K]^T + bias[N]) in the storage type, bias F32
+ * and activation applied to the F32 accumulator before the one rounding:
+ * the exact-erf GELU that cuBLASLt's epilogues lack costs no pass over the
+ * output. */
+template <typename T, int BN, int NST, int INF, bool TMA, int ACT>
+__global__ void __launch_bounds__(TMA ? 288 : 256, BN == 128 ? 2 : 1)
+    k_gemm_wgmma(T *c, long long ld_c, const T *a, long long ld_a, const T *w, long long ld_w, const float *bias,
+                 int M, int N, int K, const __grid_constant__ CUtensorMap ta, const __grid_constant__ CUtensorMap tw)
+{
+#ifdef KN_WGMMA
+    extern __shared__ unsigned char wg_raw[];
+    __shared__ __align__(8) uint64_t bars[2 * NST];
+    unsigned char *smem = (unsigned char *)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
+    const int GR = 16; /* grouped order, as the SPLADE head's */
+    int n_ct = (N + BN - 1) / BN, n_rt = (M + WBM - 1) / WBM;
+    int id = blockIdx.x, first = id / (GR * n_ct) * GR, gsz = min(n_rt - first, GR);
+    int m0 = (first + (id % (GR * n_ct)) % gsz) * WBM, n0 = (id % (GR * n_ct)) / gsz * BN;
+
+    float acc[BN / 2];
+    const int tid = wg_tile<T, BN, NST, INF, TMA>(acc, smem, bars, &ta, &tw, a, ld_a, m0, M, w, ld_w, n0, N, K);
+    if (tid < 0)
+        return;
+    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+
+    /* the tile goes through shared memory (the stages are free once every
+     * consumer is past its last wgmma) so that global memory sees whole
+     * 16-byte chunks of rows: straight from the accumulator layout each
+     * store instruction would write 8 rows x 16 bytes. Rows are padded by
+     * 16 bytes, which puts the 8 rows of a fragment in distinct banks. */
+    constexpr int PITCH = BN * 2 + 16, CPR = BN / 8;
+    wg_sync<TMA>();
+    const int r = warp * 16 + g;
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        int col = 8 * j + 2 * t;
+        float b0 = 0.0f, b1 = 0.0f;
+        if (bias && n0 + col < N) { /* N is even: col + 1 < N too */
+            b0 = bias[n0 + col];
+            b1 = bias[n0 + col + 1];
+        }
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            float v0 = acc[4 * j + 2 * hi] + b0, v1 = acc[4 * j + 2 * hi + 1] + b1;
+            if (ACT == KN_ACT_GELU) {
+                v0 = gelu_erf(v0);
+                v1 = gelu_erf(v1);
+            } else if (ACT == KN_ACT_RELU) {
+                v0 = fmaxf(v0, 0.0f);
+                v1 = fmaxf(v1, 0.0f);
+            }
+            *(uint32_t *)(smem + (r + 8 * hi) * PITCH + col * 2) = pack2<T>(v0, v1);
+        }
+    }
+    wg_sync<TMA>();
+    for (int i = tid; i < WBM * CPR; i += 256) {
+        int row = m0 + i / CPR, col = n0 + i % CPR * 8;
+        if (row >= M || col >= N)
+            continue;
+        const unsigned char *src = smem + i / CPR * PITCH + i % CPR * 16;
+        T *d = c + (long long)row * ld_c + col;
+        if (col + 8 <= N)
+            *(uint4 *)d = *(const uint4 *)src;
+        else
+            for (int e = 0; e < N - col; e++)
+                d[e] = ((const T *)src)[e];
+    }
+#endif
+}
+
+template <typename T, int BN, int NST, int INF, bool TMA, int ACT>
+static cudaError_t gemm_launch(void *c, long long ld_c, const void *a, long long ld_a, const void *w, long long ld_w,
+                               const float *bias, int M, int N, int K, void *encode, cudaStream_t st)
+{
+    CUtensorMap ta = {}, tw = {};
+    const int is_bf16 = std::is_same<T, __nv_bfloat16>::value;
+    if (TMA && (!make_tmap(encode, &ta, is_bf16, a, M, K, ld_a, WBM) ||
+                !make_tmap(encode, &tw, is_bf16, w, N, K, ld_w, BN)))
+        return cudaErrorNotSupported;
+    unsigned grid = (unsigned)((N + BN - 1) / BN) * (unsigned)((M + WBM - 1) / WBM);
+    auto kern = k_gemm_wgmma<T, BN, NST, INF, TMA, ACT>;
+    size_t smem;
+    cudaError_t e = wg_prepare<BN, NST, TMA>(kern, &smem);
+    if (e != cudaSuccess)
+        return e;
+    kern<<<grid, TMA ? 288 : 256, smem, st>>>((T *)c, ld_c, (const T *)a, ld_a, (const T *)w, ld_w, bias, M, N, K,
+                                               ta, tw);
+    return cudaGetLastError();
+}
+
+template <typename T, int ACT>
+static cudaError_t gemm_variant(int variant, void *c, long long ld_c, const void *a, long long ld_a, const void *w,
+                                long long ld_w, const float *bias, int M, int N, int K, void *enc, cudaStream_t st)
+{
+    switch (variant) {
+    case 1: return gemm_launch<T, 256, 4, 1, false, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    case 2: return gemm_launch<T, 256, 4, 1, true, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    case 3: return gemm_launch<T, 128, 3, 1, true, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    default: return gemm_launch<T, 128, 3, 0, false, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    }
+}
+
+template <typename T>
+static cudaError_t gemm_act(int act, int variant, void *c, long long ld_c, const void *a, long long ld_a,
+                            const void *w, long long ld_w, const float *bias, int M, int N, int K, void *enc,
+                            cudaStream_t st)
+{
+    switch (act) {
+    case KN_ACT_GELU: return gemm_variant<T, KN_ACT_GELU>(variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    case KN_ACT_RELU: return gemm_variant<T, KN_ACT_RELU>(variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    default: return gemm_variant<T, KN_ACT_NONE>(variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
+    }
+}
+
+cudaError_t kn_wgmma_gemm(int is_bf16, void *c, long long ld_c, const void *a, long long ld_a, const void *w,
+                          long long ld_w, const float *bias, int act, int M, int N, int K, int variant,
+                          void *tmap_encode, cudaStream_t st)
+{
+    if (M <= 0 || N <= 0)
+        return cudaSuccess;
+    if (is_bf16)
+        return gemm_act<__nv_bfloat16>(act, variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, tmap_encode, st);
+    return gemm_act<__half>(act, variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, tmap_encode, st);
+}
+
+// --- availability -----------------------------------------------------------
+
+__global__ void k_wgmma_probe(int *out)
+{
+#ifdef KN_WGMMA
+    *out = 1;
+#else
+    *out = 0;
+#endif
+}
+
+int kn_wgmma_available(cudaStream_t st, void **tmap_encode)
+{
+    int *d = nullptr, h = 0;
+    *tmap_encode = nullptr;
+    if (cudaMalloc(&d, sizeof *d) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    k_wgmma_probe<<<1, 1, 0, st>>>(d);
+    if (cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, st) != cudaSuccess ||
+        cudaStreamSynchronize(st) != cudaSuccess) {
+        cudaGetLastError();
+        h = 0;
+    }
+    cudaFree(d);
+    /* the driver's tensor-map encoder, without linking the driver library */
+    cudaDriverEntryPointQueryResult q;
+    if (h && (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", tmap_encode, 12000, cudaEnableDefault, &q) !=
+                  cudaSuccess || q != cudaDriverEntryPointSuccess)) {
+        cudaGetLastError();
+        *tmap_encode = nullptr;
+    }
+    return h;
+}
