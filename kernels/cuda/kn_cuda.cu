@@ -53,7 +53,12 @@
 #include <type_traits>
 
 #include "kn_mma.h"
-#include "kn_ptx.cuh"
+
+#define _Noreturn [[noreturn]]
+extern "C" {
+#include "../kernels_impl.h"
+}
+#undef _Noreturn
 
 /* One cuBLASLt GEMM shape with its descriptors and the algorithm picked for
  * it (see gemm_lt). The key is every field up to align. */
@@ -81,12 +86,10 @@ struct cuda_ctx {
                                 * cublasGemmEx + bias pass, 3 cuBLASLt + bias pass */
     int splade_variant;        /* LX_CUDA_SPLADE, for benchmarks: 0 = the best kernel there is
                                   (kn_wgmma_splade_max's default where it runs); 1-5
-                                  kn_mma_splade_max's variant (5: its default); 10-14
-                                  kn_wgmma_splade_max's variant 0-4 */
+                                  kn_mma_splade_max's variant (5: its default); 10-12
+                                  kn_wgmma_splade_max's variant 0-2 */
     int has_wgmma;             /* kn_wgmma_available: the Hopper kernels run here */
     void *tmap_encode;         /* its cuTensorMapEncodeTiled, or NULL */
-    int wgemm_mode;            /* LX_CUDA_WGEMM, for benchmarks: 1-4 every matmul on
-                                  kn_wgmma_gemm (see the matmul case); else cuBLAS */
     void *b16;                 /* the current matmul's bias narrowed to 16 bits */
     size_t b16_size;
     cudaStream_t stream;
@@ -115,6 +118,33 @@ __device__ __forceinline__ float ld(const __half *p) { return __half2float(*p); 
 __device__ __forceinline__ void st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void st(__half *p, float v) { *p = __float2half_rn(v); }
+
+/* erf(x) as the CPU backend computes it (cpu.c's ferf, kernels_impl.h's
+ * KN_ERF_*): Eigen's rational approximation, odd degree 13 over even
+ * degree 8, clamped to where erf is +-1 in F32. Branch-free, 13 FMAs and a
+ * division: it costs about half of erff, which made the GELU pass after
+ * the FFN-up GEMM compute-bound rather than memory-bound. */
+__device__ __forceinline__ float erf_rational(float x)
+{
+    x = fminf(fmaxf(x, -KN_ERF_CLAMP), KN_ERF_CLAMP);
+    float x2 = x * x;
+    float p = KN_ERF_P0;
+    p = fmaf(p, x2, KN_ERF_P1);
+    p = fmaf(p, x2, KN_ERF_P2);
+    p = fmaf(p, x2, KN_ERF_P3);
+    p = fmaf(p, x2, KN_ERF_P4);
+    p = fmaf(p, x2, KN_ERF_P5);
+    p = fmaf(p, x2, KN_ERF_P6);
+    p = p * x;
+    float q = KN_ERF_Q0;
+    q = fmaf(q, x2, KN_ERF_Q1);
+    q = fmaf(q, x2, KN_ERF_Q2);
+    q = fmaf(q, x2, KN_ERF_Q3);
+    q = fmaf(q, x2, KN_ERF_Q4);
+    return __fdividef(p, q);
+}
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f)); }
 
 __device__ __forceinline__ float warp_sum(float v)
 {
@@ -740,19 +770,6 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
          * (cuBLASLt's GELU epilogue is the tanh approximation).
          * LX_CUDA_GEMM (a benchmarking knob): 1 the F32 bias in the
          * epilogue, 2 cublasGemmEx and a bias pass, 3 cuBLASLt and a bias pass. */
-        /* Hopper: kn_wgmma_gemm when LX_CUDA_WGEMM asks (benchmarking: its
-         * variant LX_CUDA_WGEMM - 1). Not the default: on the H200 it
-         * is slower than cuBLASLt even with its GELU fused (FFN-up + GELU
-         * at 32,768 tokens 0.424 ms against 0.367 for cuBLASLt and the
-         * GELU pass; QKV 0.293 against 0.199). */
-        int wm = cx->wgemm_mode;
-        if (sizeof(T) == 2 && cx->has_wgmma && wm >= 1 && wm <= 4 && K % 8 == 0 && N % 2 == 0 &&
-            aligned16(s0->data, LD(s0), sizeof(T)) && aligned16(s1->data, LD(s1), sizeof(T)) &&
-            aligned16(y, LD(a->dst), sizeof(T))) {
-            CU_TRY(kn_wgmma_gemm(std::is_same<T, __nv_bfloat16>::value, y, LD(a->dst), s0->data, LD(s0), s1->data,
-                                 LD(s1), bias, a->act, M, N, K, wm - 1, cx->tmap_encode, st_));
-            return 0;
-        }
         bool epi_bias = bias && (cx->gemm_mode == 0 || cx->gemm_mode == 1);
         bool narrow = epi_bias && cx->gemm_mode == 0;
         const void *ebias = bias;
@@ -1080,8 +1097,6 @@ extern "C" int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn
     const char *sv = getenv("LX_CUDA_SPLADE");
     cx->splade_variant = sv ? atoi(sv) : 0;
     cx->has_wgmma = kn_wgmma_available(cx->stream, &cx->tmap_encode);
-    const char *wg = getenv("LX_CUDA_WGEMM");
-    cx->wgemm_mode = wg ? atoi(wg) : 0;
     i->name = "cuda";
     i->device = KN_DEV_CUDA;
     i->supports_op = cuda_supports_op;

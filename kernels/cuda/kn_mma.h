@@ -1,8 +1,9 @@
-/* kn_mma.h: private to kernels/cuda/: the tensor-core kernels of kn_mma.cu,
- * launched by kn_cuda.cu's op switch.
+/* kn_mma.h: private to kernels/cuda/: the tensor-core kernels of kn_mma.cu
+ * (mma.sync, any GPU from sm_80) and kn_wgmma.cu (wgmma, Hopper), launched
+ * by kn_cuda.cu's op switch.
  *
- * Both kernels take 16-bit storage (is_bf16: BF16, else F16), accumulate in
- * F32 on the tensor cores (mma.sync m16n8k16) and need every matrix row
+ * All take 16-bit storage (is_bf16: BF16, else F16), accumulate in F32 on
+ * the tensor cores and need every matrix row
  * 16-byte aligned (row strides a multiple of 8 elements, pointers 16-byte
  * aligned); the caller checks that and otherwise runs the generic kernels.
  * Every pointer is device memory borrowed for the call; launches are
@@ -39,23 +40,11 @@ cudaError_t kn_mma_splade_max(int is_bf16, float *dst, long long ld_d, const voi
  * warp, 4 stages, 2.55 ms (needs tmap_encode, the driver's
  * cuTensorMapEncodeTiled from kn_wgmma_available; without it variant 1
  * runs); 1 = the same tiles by cp.async from all threads, 2.94-2.98 ms;
- * 2 = 128 x 128, 3 stages, two blocks an SM, 3.03 ms; 3 = 128 x 128, 4
- * stages, 3.47 ms; 4 = 128 x 128 by TMA, 3 stages, two blocks an SM. Only
- * where kn_wgmma_available said yes. */
+ * 2 = 128 x 128, 3 stages, two blocks an SM, 3.03 ms. Only where
+ * kn_wgmma_available said yes. */
 cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
                                 const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
                                 int r1, int V, int K, int variant, void *tmap_encode, cudaStream_t st);
-
-/* c[M, N] = act(a[M, K] w[N, K]^T + bias[N]) on wgmma (kn_wgmma.cu): a, w
- * and c of one 16-bit type, bias F32 or NULL, act a kn_act, the
- * activation (GELU: exact erf) applied in F32 before c is rounded. N even,
- * K % 8 == 0, rows (c's too) 16-byte aligned. variant (benchmarking):
- * 0 = 128 x 128 tiles, 3 stages; 1 = 128 x 256, 4 stages; 2 = 128 x 256 by
- * TMA (as the SPLADE head's variant 0); 3 = 128 x 128 by TMA, 3 stages,
- * two blocks an SM. Only where kn_wgmma_available said yes. */
-cudaError_t kn_wgmma_gemm(int is_bf16, void *c, long long ld_c, const void *a, long long ld_a, const void *w,
-                          long long ld_w, const float *bias, int act, int M, int N, int K, int variant,
-                          void *tmap_encode, cudaStream_t st);
 
 /* 1 when the current device runs kn_wgmma.cu's kernels (the build holds
  * sm_90a code and the device is a Hopper), else 0. Runs a one-thread probe

@@ -1,7 +1,7 @@
 /* kn_ptx.cuh: private to kernels/cuda/: the PTX primitives the tensor-core
  * kernels share (kn_mma.cu's mma.sync kernels, kn_wgmma.cu's Hopper ones):
- * mma.sync m16n8k16, ldmatrix, cp.async, packing two floats into one
- * register of 16-bit values, and the exact-erf GELU of every CUDA kernel. Device functions only; nothing here owns
+ * mma.sync m16n8k16, ldmatrix, cp.async and packing two floats into one
+ * register of 16-bit values. Device functions only; nothing here owns
  * memory.
  */
 #ifndef KN_PTX_CUH
@@ -13,13 +13,6 @@
 
 #include <type_traits>
 
-/* the KN_ERF_* constants, and for kn_cuda.cu the backend internals (a C
- * header: C linkage, and C11's _Noreturn spelled the C++ way) */
-#define _Noreturn [[noreturn]]
-extern "C" {
-#include "../kernels_impl.h"
-}
-#undef _Noreturn
 
 template <typename T>
 __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b)
@@ -75,32 +68,5 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool ok)
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-/* erf(x) as the CPU backend computes it (cpu.c's ferf, kernels_impl.h's
- * KN_ERF_*): Eigen's rational approximation, odd degree 13 over even
- * degree 8, clamped to where erf is +-1 in F32. Branch-free, 13 FMAs and a
- * division: it costs about half of erff, which made the GELU pass after
- * the FFN-up GEMM compute-bound rather than memory-bound. */
-__device__ __forceinline__ float erf_rational(float x)
-{
-    x = fminf(fmaxf(x, -KN_ERF_CLAMP), KN_ERF_CLAMP);
-    float x2 = x * x;
-    float p = KN_ERF_P0;
-    p = fmaf(p, x2, KN_ERF_P1);
-    p = fmaf(p, x2, KN_ERF_P2);
-    p = fmaf(p, x2, KN_ERF_P3);
-    p = fmaf(p, x2, KN_ERF_P4);
-    p = fmaf(p, x2, KN_ERF_P5);
-    p = fmaf(p, x2, KN_ERF_P6);
-    p = p * x;
-    float q = KN_ERF_Q0;
-    q = fmaf(q, x2, KN_ERF_Q1);
-    q = fmaf(q, x2, KN_ERF_Q2);
-    q = fmaf(q, x2, KN_ERF_Q3);
-    q = fmaf(q, x2, KN_ERF_Q4);
-    return __fdividef(p, q);
-}
-
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f)); }
 
 #endif

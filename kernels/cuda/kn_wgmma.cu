@@ -14,11 +14,19 @@
  * 1,024-byte boundary. The swizzle spreads the 8 rows of an atom over all
  * banks for the tensor cores' reads and for the cp.async writes alike.
  *
- * Tiles are copied by all 256 threads with cp.async (no TMA: no tensor map
- * to build on the host, and the copies are a small share of the issue
- * slots); the writes belong to the generic proxy and wgmma reads through
- * the async proxy, hence fence.proxy.async before the barrier that
- * publishes a stage.
+ * Two ways to fill the stages: TMA (the default: a producer warp issues
+ * two tensor-map loads a stage and mbarriers say when they landed and when
+ * the consumers are done with them, so the consumer warps issue nothing
+ * but wgmma), or cp.async from all 256 threads (where the driver's
+ * tensor-map encoder cannot be had). cp.async writes belong to the generic
+ * proxy and wgmma reads through the async proxy, hence fence.proxy.async
+ * before the barrier that publishes a stage.
+ *
+ * What runs here: the fused SPLADE head (kn_mma.h). A GEMM with the bias
+ * and exact-erf GELU in its epilogue was built on the same main loops and
+ * measured slower than cuBLASLt plus a GELU pass (FFN-up + GELU at 32,768
+ * tokens 0.399 ms against 0.370; QKV 0.252 against 0.198), so it was not
+ * kept (commit c90ffb9 has it).
  *
  * Compiled for real only for sm_90a (wgmma has no PTX for other targets);
  * for other targets the kernels are empty and kn_wgmma_available says no,
@@ -445,15 +453,12 @@ static cudaError_t splade_variant(int variant, float *dst, long long ld_d, const
                                   const void *w, long long ld_w, const float *bias, const int *row_seq, int r0, int r1,
                                   int V, int K, void *enc, cudaStream_t st)
 {
-    if (variant == 0 && !enc)
-        variant = 1; /* no tensor maps: the best cp.async variant */
-    switch (variant) {
-    case 1: return splade_launch<T, 256, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
-    case 2: return splade_launch<T, 128, 3, 0, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
-    case 3: return splade_launch<T, 128, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
-    case 4: return splade_launch<T, 128, 3, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
-    default: return splade_launch<T, 256, 4, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
-    }
+    if (variant == 0 && enc)
+        return splade_launch<T, 256, 4, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    if (variant == 2)
+        return splade_launch<T, 128, 3, 0, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    /* 1, or 0 without tensor maps: the best cp.async variant */
+    return splade_launch<T, 256, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
 }
 
 cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
@@ -466,132 +471,6 @@ cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const v
         return splade_variant<__nv_bfloat16>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K,
                                              tmap_encode, st);
     return splade_variant<__half>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, tmap_encode, st);
-}
-
-// --- GEMM with bias and activation -----------------------------------------
-
-/* c[M, N] = act(a[M, K] w[N, K]^T + bias[N]) in the storage type, bias F32
- * and activation applied to the F32 accumulator before the one rounding:
- * the exact-erf GELU that cuBLASLt's epilogues lack costs no pass over the
- * output. */
-template <typename T, int BN, int NST, int INF, bool TMA, int ACT>
-__global__ void __launch_bounds__(TMA ? 288 : 256, BN == 128 ? 2 : 1)
-    k_gemm_wgmma(T *c, long long ld_c, const T *a, long long ld_a, const T *w, long long ld_w, const float *bias,
-                 int M, int N, int K, const __grid_constant__ CUtensorMap ta, const __grid_constant__ CUtensorMap tw)
-{
-#ifdef KN_WGMMA
-    extern __shared__ unsigned char wg_raw[];
-    __shared__ __align__(8) uint64_t bars[2 * NST];
-    unsigned char *smem = (unsigned char *)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
-    const int GR = 16; /* grouped order, as the SPLADE head's */
-    int n_ct = (N + BN - 1) / BN, n_rt = (M + WBM - 1) / WBM;
-    int id = blockIdx.x, first = id / (GR * n_ct) * GR, gsz = min(n_rt - first, GR);
-    int m0 = (first + (id % (GR * n_ct)) % gsz) * WBM, n0 = (id % (GR * n_ct)) / gsz * BN;
-
-    float acc[BN / 2];
-    const int tid = wg_tile<T, BN, NST, INF, TMA>(acc, smem, bars, &ta, &tw, a, ld_a, m0, M, w, ld_w, n0, N, K);
-    if (tid < 0)
-        return;
-    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-
-    /* the tile goes through shared memory (the stages are free once every
-     * consumer is past its last wgmma) so that global memory sees whole
-     * 16-byte chunks of rows: straight from the accumulator layout each
-     * store instruction would write 8 rows x 16 bytes. Rows are padded by
-     * 16 bytes, which puts the 8 rows of a fragment in distinct banks. */
-    constexpr int PITCH = BN * 2 + 16, CPR = BN / 8;
-    wg_sync<TMA>();
-    const int r = warp * 16 + g;
-#pragma unroll
-    for (int j = 0; j < BN / 8; j++) {
-        int col = 8 * j + 2 * t;
-        float b0 = 0.0f, b1 = 0.0f;
-        if (bias && n0 + col < N) { /* N is even: col + 1 < N too */
-            b0 = bias[n0 + col];
-            b1 = bias[n0 + col + 1];
-        }
-#pragma unroll
-        for (int hi = 0; hi < 2; hi++) {
-            float v0 = acc[4 * j + 2 * hi] + b0, v1 = acc[4 * j + 2 * hi + 1] + b1;
-            if (ACT == KN_ACT_GELU) {
-                v0 = gelu_erf(v0);
-                v1 = gelu_erf(v1);
-            } else if (ACT == KN_ACT_RELU) {
-                v0 = fmaxf(v0, 0.0f);
-                v1 = fmaxf(v1, 0.0f);
-            }
-            *(uint32_t *)(smem + (r + 8 * hi) * PITCH + col * 2) = pack2<T>(v0, v1);
-        }
-    }
-    wg_sync<TMA>();
-    for (int i = tid; i < WBM * CPR; i += 256) {
-        int row = m0 + i / CPR, col = n0 + i % CPR * 8;
-        if (row >= M || col >= N)
-            continue;
-        const unsigned char *src = smem + i / CPR * PITCH + i % CPR * 16;
-        T *d = c + (long long)row * ld_c + col;
-        if (col + 8 <= N)
-            *(uint4 *)d = *(const uint4 *)src;
-        else
-            for (int e = 0; e < N - col; e++)
-                d[e] = ((const T *)src)[e];
-    }
-#endif
-}
-
-template <typename T, int BN, int NST, int INF, bool TMA, int ACT>
-static cudaError_t gemm_launch(void *c, long long ld_c, const void *a, long long ld_a, const void *w, long long ld_w,
-                               const float *bias, int M, int N, int K, void *encode, cudaStream_t st)
-{
-    CUtensorMap ta = {}, tw = {};
-    const int is_bf16 = std::is_same<T, __nv_bfloat16>::value;
-    if (TMA && (!make_tmap(encode, &ta, is_bf16, a, M, K, ld_a, WBM) ||
-                !make_tmap(encode, &tw, is_bf16, w, N, K, ld_w, BN)))
-        return cudaErrorNotSupported;
-    unsigned grid = (unsigned)((N + BN - 1) / BN) * (unsigned)((M + WBM - 1) / WBM);
-    auto kern = k_gemm_wgmma<T, BN, NST, INF, TMA, ACT>;
-    size_t smem;
-    cudaError_t e = wg_prepare<BN, NST, TMA>(kern, &smem);
-    if (e != cudaSuccess)
-        return e;
-    kern<<<grid, TMA ? 288 : 256, smem, st>>>((T *)c, ld_c, (const T *)a, ld_a, (const T *)w, ld_w, bias, M, N, K,
-                                               ta, tw);
-    return cudaGetLastError();
-}
-
-template <typename T, int ACT>
-static cudaError_t gemm_variant(int variant, void *c, long long ld_c, const void *a, long long ld_a, const void *w,
-                                long long ld_w, const float *bias, int M, int N, int K, void *enc, cudaStream_t st)
-{
-    switch (variant) {
-    case 1: return gemm_launch<T, 256, 4, 1, false, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    case 2: return gemm_launch<T, 256, 4, 1, true, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    case 3: return gemm_launch<T, 128, 3, 1, true, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    default: return gemm_launch<T, 128, 3, 0, false, ACT>(c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    }
-}
-
-template <typename T>
-static cudaError_t gemm_act(int act, int variant, void *c, long long ld_c, const void *a, long long ld_a,
-                            const void *w, long long ld_w, const float *bias, int M, int N, int K, void *enc,
-                            cudaStream_t st)
-{
-    switch (act) {
-    case KN_ACT_GELU: return gemm_variant<T, KN_ACT_GELU>(variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    case KN_ACT_RELU: return gemm_variant<T, KN_ACT_RELU>(variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    default: return gemm_variant<T, KN_ACT_NONE>(variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, enc, st);
-    }
-}
-
-cudaError_t kn_wgmma_gemm(int is_bf16, void *c, long long ld_c, const void *a, long long ld_a, const void *w,
-                          long long ld_w, const float *bias, int act, int M, int N, int K, int variant,
-                          void *tmap_encode, cudaStream_t st)
-{
-    if (M <= 0 || N <= 0)
-        return cudaSuccess;
-    if (is_bf16)
-        return gemm_act<__nv_bfloat16>(act, variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, tmap_encode, st);
-    return gemm_act<__half>(act, variant, c, ld_c, a, ld_a, w, ld_w, bias, M, N, K, tmap_encode, st);
 }
 
 // --- availability -----------------------------------------------------------
