@@ -112,7 +112,10 @@ __device__ __forceinline__ void mbar_init(uint64_t *b, int count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(b)), "r"(count) : "memory");
 }
-__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_init_fence()
+{
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
 /* arrive and announce the bytes the barrier's phase still waits for */
 __device__ __forceinline__ void mbar_expect_tx(uint64_t *b, uint32_t bytes)
 {
@@ -127,7 +130,9 @@ __device__ __forceinline__ void mbar_wait(uint64_t *b, int parity)
 {
     uint32_t done;
     do {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
                      : "=r"(done) : "r"(smem_addr(b)), "r"(parity) : "memory");
     } while (!done);
 }
@@ -135,7 +140,8 @@ __device__ __forceinline__ void mbar_wait(uint64_t *b, int parity)
  * its bytes on the barrier */
 __device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int x, int y, uint64_t *bar)
 {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3}], [%4];\n"
                  ::"r"(smem_addr(dst)), "l"((uint64_t)map), "r"(x), "r"(y), "r"(smem_addr(bar)) : "memory");
 }
 
@@ -217,9 +223,11 @@ __device__ __forceinline__ void wg_mainloop(float *acc, unsigned char *smem, con
  * consumer warpgroups (rows 0-63 and 64-127) that only issue wgmma, and a
  * producer warp (one thread issues each stage's two tensor-map loads). A
  * single producer warp rather than a warpgroup leaves 224 registers a
- * thread for the 128 accumulators without setmaxnreg. full[s] completes when a
- * stage's bytes have landed; empty[s] when all 256 consumer threads are
- * done reading it. One k-step's wgmmas stay in flight. */
+ * thread for the 128 accumulators without setmaxnreg (with a producer
+ * warpgroup ptxas capped them at 168 and spilled 3 KB). full[s] completes
+ * when a stage's bytes have landed (TMA counts a whole box, the zeros past
+ * the tensor's edge too); empty[s] when all 256 consumer threads are done
+ * reading it. One k-step's wgmmas stay in flight. */
 template <int BN, int NST>
 __device__ __forceinline__ void wg_produce(unsigned char *smem, uint64_t *full, uint64_t *empty, const CUtensorMap *ta,
                                            const CUtensorMap *tb, int m0, int n0, int K)
@@ -410,21 +418,14 @@ typedef CUresult (*tmap_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_
 static bool make_tmap(void *encode, CUtensorMap *m, int is_bf16, const void *p, int rows, int K, long long ld,
                       int box_rows)
 {
-    cuuint64_t dim[2] = {(cuuint64_t)K, (cuuint64_t)rows}, pitch[1] = {(cuuint64_t)ld * 2};
+    cuuint64_t dim[2] = {(cuuint64_t)K, (cuuint64_t)rows};
+    cuuint64_t pitch[1] = {(cuuint64_t)ld * 2};
     cuuint32_t box[2] = {WBK, (cuuint32_t)box_rows}, step[2] = {1, 1};
-    return encode && ((tmap_encode_fn)encode)(m, is_bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                                              2, (void *)p, dim, pitch, box, step, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+    CUtensorMapDataType dt = is_bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    return encode && ((tmap_encode_fn)encode)(m, dt, 2, (void *)p, dim, pitch, box, step,
+                                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
-/* Dynamic shared memory and block size of a variant; TMA variants also
- * get their two tensor maps (false when they cannot be made). */
-template <int BN, int NST, bool TMA, typename K>
-static cudaError_t wg_prepare(K kern, size_t *smem)
-{
-    *smem = wg_smem<BN, NST>();
-    return cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*smem);
 }
 
 template <typename T, int BN, int NST, int INF, bool TMA>
@@ -439,8 +440,8 @@ static cudaError_t splade_launch(float *dst, long long ld_d, const void *h, long
         return cudaErrorNotSupported;
     unsigned grid = (unsigned)((V + BN - 1) / BN) * (unsigned)((r1 - r0 + WBM - 1) / WBM);
     auto kern = k_splade_wgmma<T, BN, NST, INF, TMA>;
-    size_t smem;
-    cudaError_t e = wg_prepare<BN, NST, TMA>(kern, &smem);
+    size_t smem = wg_smem<BN, NST>();
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
     kern<<<grid, TMA ? 288 : 256, smem, st>>>(dst, ld_d, (const T *)h, ld_h, (const T *)w, ld_w, bias, row_seq, r0,
