@@ -221,31 +221,47 @@ __device__ __forceinline__ void wg_mainloop(float *acc, unsigned char *smem, con
 
 /* The same tile with TMA and warp specialization: 288 threads, two
  * consumer warpgroups (rows 0-63 and 64-127) that only issue wgmma, and a
- * producer warp (one thread issues each stage's two tensor-map loads). A
- * single producer warp rather than a warpgroup leaves 224 registers a
- * thread for the 128 accumulators without setmaxnreg (with a producer
- * warpgroup ptxas capped them at 168 and spilled 3 KB). full[s] completes
- * when a stage's bytes have landed (TMA counts a whole box, the zeros past
- * the tensor's edge too); empty[s] when all 256 consumer threads are done
- * reading it. One k-step's wgmmas stay in flight. */
+ * producer warp (one thread issues each stage's two tensor-map loads).
+ * ptxas gives the block 168 registers a thread; the 128 accumulators fit
+ * (24 bytes spilled), where a producer warpgroup with setmaxnreg spilled
+ * 3 KB. full[s] completes when a stage's bytes have landed (TMA counts a
+ * whole box, the zeros past the tensor's edge too); empty[s] when all 256
+ * consumer threads are done reading it. One k step's wgmmas stay in
+ * flight. */
+
+/* The grouped tile order: GR consecutive row tiles sweep the columns side
+ * by side, so a tile of b is read from memory once per GR row tiles and
+ * the rest of its reads hit L2. */
+__device__ __forceinline__ void wg_tile_at(int id, int m_tiles, int n_tiles, int BN, int *m0, int *n0)
+{
+    const int GR = 16;
+    int first = id / (GR * n_tiles) * GR, gsz = min(m_tiles - first, GR);
+    *m0 = (first + (id % (GR * n_tiles)) % gsz) * WBM;
+    *n0 = (id % (GR * n_tiles)) / gsz * BN;
+}
+
 template <int BN, int NST>
 __device__ __forceinline__ void wg_produce(unsigned char *smem, uint64_t *full, uint64_t *empty, const CUtensorMap *ta,
-                                           const CUtensorMap *tb, int m0, int n0, int K)
+                                           const CUtensorMap *tb, int m0, int n0, int K, int *it)
 {
     constexpr int STAGE = (WBM + BN) * WROW;
     const int n_k = (K + WBK - 1) / WBK;
-    for (int kt = 0; kt < n_k; kt++) {
-        int s = kt % NST;
-        mbar_wait(&empty[s], ((kt / NST) & 1) ^ 1); /* a fresh barrier passes parity 1 */
+    for (int kt = 0; kt < n_k; kt++, (*it)++) {
+        int s = *it % NST;
+        mbar_wait(&empty[s], ((*it / NST) & 1) ^ 1); /* a fresh barrier passes parity 1 */
         mbar_expect_tx(&full[s], STAGE);
         tma_load(smem + s * STAGE, ta, kt * WBK, m0, &full[s]);
         tma_load(smem + s * STAGE + WBM * WROW, tb, kt * WBK, n0, &full[s]);
     }
 }
 
+/* *it counts stage uses over the block's tiles, the producer's and the
+ * consumers' alike, so that stage and phase follow from it. Every stage
+ * is given back, the tile's last one too: the producer is already
+ * filling stages for the next tile. */
 template <typename T, int BN, int NST>
 __device__ __forceinline__ void wg_consume(float *acc, unsigned char *smem, uint64_t *full, uint64_t *empty, int cwg,
-                                           int K)
+                                           int K, int *it)
 {
     constexpr int STAGE = (WBM + BN) * WROW;
     const uint32_t base = smem_addr(smem);
@@ -253,9 +269,9 @@ __device__ __forceinline__ void wg_consume(float *acc, unsigned char *smem, uint
 #pragma unroll
     for (int i = 0; i < BN / 2; i++)
         acc[i] = 0.0f;
-    for (int kt = 0; kt < n_k; kt++) {
-        int s = kt % NST;
-        mbar_wait(&full[s], (kt / NST) & 1);
+    for (int kt = 0; kt < n_k; kt++, (*it)++) {
+        int s = *it % NST;
+        mbar_wait(&full[s], (*it / NST) & 1);
         uint32_t sa = base + s * STAGE + cwg * 64 * WROW, sb = base + s * STAGE + WBM * WROW;
         wg_fence();
 #pragma unroll
@@ -265,40 +281,11 @@ __device__ __forceinline__ void wg_consume(float *acc, unsigned char *smem, uint
         wg_wait<1>();
         wg_pin<BN / 2>(acc);
         if (kt > 0)
-            mbar_arrive(&empty[(kt - 1) % NST]);
+            mbar_arrive(&empty[(*it - 1) % NST]);
     }
     wg_wait<0>();
     wg_pin<BN / 2>(acc);
-}
-
-/* One 128 x BN tile of a b^T into acc by either pipeline. Returns the
- * calling thread's index 0-255 in the accumulator layout, or -1 for the
- * TMA producer warp's threads, which are then done. */
-template <typename T, int BN, int NST, int INF, bool TMA>
-__device__ __forceinline__ int wg_tile(float *acc, unsigned char *smem, uint64_t *bars, const CUtensorMap *ta,
-                                       const CUtensorMap *tb, const T *a, long long ld_a, int m0, int m_end,
-                                       const T *b, long long ld_b, int n0, int n_end, int K)
-{
-    if constexpr (TMA) {
-        if (threadIdx.x == 0) {
-            for (int s = 0; s < NST; s++) {
-                mbar_init(&bars[s], 1);
-                mbar_init(&bars[NST + s], 256);
-            }
-            mbar_init_fence();
-        }
-        __syncthreads();
-        if (threadIdx.x >= 256) {
-            if (threadIdx.x == 256)
-                wg_produce<BN, NST>(smem, bars, bars + NST, ta, tb, m0, n0, K);
-            return -1;
-        }
-        wg_consume<T, BN, NST>(acc, smem, bars, bars + NST, threadIdx.x >> 7, K);
-        return threadIdx.x;
-    } else {
-        wg_mainloop<T, BN, NST, INF>(acc, smem, a, ld_a, m0, m_end, b, ld_b, n0, n_end, K);
-        return threadIdx.x;
-    }
+    mbar_arrive(&empty[(*it - 1) % NST]);
 }
 
 /* A barrier of the 256 consumer threads (the TMA producer warp has left). */
@@ -330,81 +317,106 @@ __global__ void __launch_bounds__(TMA ? 288 : 256, BN == 128 ? 2 : 1)
     __shared__ int warp_seq[8];
     __shared__ __align__(8) uint64_t bars[2 * NST];
     unsigned char *smem = (unsigned char *)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
-    /* grouped order: 16 consecutive row tiles sweep the vocabulary side by
-     * side, so a tile of w is read from memory once per 16 row tiles */
-    const int GR = 16;
-    int n_ct = (V + BN - 1) / BN, n_rt = (r1 - r0 + WBM - 1) / WBM;
-    int id = blockIdx.x, first = id / (GR * n_ct) * GR, gsz = min(n_rt - first, GR);
-    int m0 = r0 + (first + (id % (GR * n_ct)) % gsz) * WBM, n0 = (id % (GR * n_ct)) / gsz * BN;
-
-    float acc[BN / 2];
-    const int tid = wg_tile<T, BN, NST, INF, TMA>(acc, smem, bars, &th, &tw, h, ld_h, m0, r1, w, ld_w, n0, V, K);
-    if (tid < 0)
-        return;
-    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-
-    wg_sync<TMA>(); /* the stages become the warps' column maxima */
-    float *red = (float *)smem; /* [8][BN] */
-    int wr0 = m0 + warp * 16, wr1 = min(wr0 + 15, r1 - 1);
-    int s_first = wr0 < r1 ? row_seq[wr0] : -1, s_last = wr0 < r1 ? row_seq[wr1] : -1;
-    if (lane == 0)
-        warp_seq[warp] = s_first == s_last ? s_first : -1;
-    if (wr0 < r1 && s_first == s_last) {
-        /* rows past r1 are zero-filled (z = 0 there) and must not count */
-        float lo = wr0 + g < r1 ? 0.0f : -INFINITY, hi = wr0 + g + 8 < r1 ? 0.0f : -INFINITY;
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                float x = fmaxf(acc[4 * j + e] + lo, acc[4 * j + 2 + e] + hi);
-                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
-                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 8));
-                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 16));
-                if ((j & 7) == g)
-                    red[warp * BN + 8 * j + 2 * t + e] = x;
+    /* the warps' column maxima [8][BN]: over the stages after a cp.async
+     * tile; beside them with TMA, whose producer runs a tile ahead */
+    float *red = (float *)(smem + (TMA ? (size_t)NST * (WBM + BN) * WROW : 0));
+    const int n_ct = (V + BN - 1) / BN, n_rt = (r1 - r0 + WBM - 1) / WBM;
+    if constexpr (TMA) {
+        if (threadIdx.x == 0) {
+            for (int s = 0; s < NST; s++) {
+                mbar_init(&bars[s], 1);
+                mbar_init(&bars[NST + s], 256);
             }
-    } else if (wr0 < r1) {
-#pragma unroll
-        for (int hi = 0; hi < 2; hi++) {
-            int row = wr0 + g + 8 * hi;
-            if (row >= r1)
-                continue;
-            float *d = dst + (long long)row_seq[row] * ld_d;
+            mbar_init_fence();
+        }
+        __syncthreads();
+    }
+    /* TMA: persistent, a block an SM takes tiles blockIdx.x, + gridDim.x, ...
+     * (the producer warp loads the next tile's stages while the consumers
+     * reduce); cp.async: a block a tile */
+    int it = 0;
+    if (TMA && threadIdx.x >= 256) {
+        if (threadIdx.x == 256)
+            for (int id = blockIdx.x; id < n_ct * n_rt; id += gridDim.x) {
+                int m0, n0;
+                wg_tile_at(id, n_rt, n_ct, BN, &m0, &n0);
+                wg_produce<BN, NST>(smem, bars, bars + NST, &th, &tw, r0 + m0, n0, K, &it);
+            }
+        return;
+    }
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    for (int id = blockIdx.x; id < n_ct * n_rt; id += gridDim.x) {
+        int m0, n0;
+        wg_tile_at(id, n_rt, n_ct, BN, &m0, &n0);
+        m0 += r0;
+        float acc[BN / 2];
+        if constexpr (TMA)
+            wg_consume<T, BN, NST>(acc, smem, bars, bars + NST, tid >> 7, K, &it);
+        else
+            wg_mainloop<T, BN, NST, INF>(acc, smem, h, ld_h, m0, r1, w, ld_w, n0, V, K);
+        wg_sync<TMA>(); /* every warp is past its wgmmas (red may be the stages) */
+        int wr0 = m0 + warp * 16, wr1 = min(wr0 + 15, r1 - 1);
+        int s_first = wr0 < r1 ? row_seq[wr0] : -1, s_last = wr0 < r1 ? row_seq[wr1] : -1;
+        if (lane == 0)
+            warp_seq[warp] = s_first == s_last ? s_first : -1;
+        if (wr0 < r1 && s_first == s_last) {
+            /* rows past r1 are zero-filled (z = 0 there) and must not count */
+            float lo = wr0 + g < r1 ? 0.0f : -INFINITY, hi = wr0 + g + 8 < r1 ? 0.0f : -INFINITY;
 #pragma unroll
             for (int j = 0; j < BN / 8; j++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    int col = n0 + 8 * j + 2 * t + e;
-                    if (col < V) {
-                        float x = acc[4 * j + 2 * hi + e] + (bias ? bias[col] : 0.0f);
-                        if (x > 0)
-                            atomicMax((int *)(d + col), __float_as_int(x));
-                    }
+                    float x = fmaxf(acc[4 * j + e] + lo, acc[4 * j + 2 + e] + hi);
+                    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
+                    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 8));
+                    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 16));
+                    if ((j & 7) == g)
+                        red[warp * BN + 8 * j + 2 * t + e] = x;
                 }
-        }
-    }
-    wg_sync<TMA>();
-    for (int cc = tid; cc < BN; cc += 256) {
-        int col = n0 + cc;
-        if (col >= V)
-            break;
-        float bv = bias ? bias[col] : 0.0f, m = -INFINITY;
-        int cur = -1;
-        for (int wi = 0; wi < 8; wi++) {
-            int s = warp_seq[wi];
-            if (s < 0)
-                continue;
-            if (s != cur) {
-                if (cur >= 0 && m + bv > 0)
-                    atomicMax((int *)(dst + (long long)cur * ld_d + col), __float_as_int(m + bv));
-                cur = s;
-                m = red[wi * BN + cc];
-            } else {
-                m = fmaxf(m, red[wi * BN + cc]);
+        } else if (wr0 < r1) {
+#pragma unroll
+            for (int hi = 0; hi < 2; hi++) {
+                int row = wr0 + g + 8 * hi;
+                if (row >= r1)
+                    continue;
+                float *d = dst + (long long)row_seq[row] * ld_d;
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        int col = n0 + 8 * j + 2 * t + e;
+                        if (col < V) {
+                            float x = acc[4 * j + 2 * hi + e] + (bias ? bias[col] : 0.0f);
+                            if (x > 0)
+                                atomicMax((int *)(d + col), __float_as_int(x));
+                        }
+                    }
             }
         }
-        if (cur >= 0 && m + bv > 0)
-            atomicMax((int *)(dst + (long long)cur * ld_d + col), __float_as_int(m + bv));
+        wg_sync<TMA>();
+        for (int cc = tid; cc < BN; cc += 256) {
+            int col = n0 + cc;
+            if (col >= V)
+                break;
+            float bv = bias ? bias[col] : 0.0f, m = -INFINITY;
+            int cur = -1;
+            for (int wi = 0; wi < 8; wi++) {
+                int s = warp_seq[wi];
+                if (s < 0)
+                    continue;
+                if (s != cur) {
+                    if (cur >= 0 && m + bv > 0)
+                        atomicMax((int *)(dst + (long long)cur * ld_d + col), __float_as_int(m + bv));
+                    cur = s;
+                    m = red[wi * BN + cc];
+                } else {
+                    m = fmaxf(m, red[wi * BN + cc]);
+                }
+            }
+            if (cur >= 0 && m + bv > 0)
+                atomicMax((int *)(dst + (long long)cur * ld_d + col), __float_as_int(m + bv));
+        }
+        wg_sync<TMA>(); /* red and warp_seq are read before the next tile writes them */
     }
 #endif
 }
@@ -439,8 +451,15 @@ static cudaError_t splade_launch(float *dst, long long ld_d, const void *h, long
                 !make_tmap(encode, &tw, is_bf16, w, V, K, ld_w, BN)))
         return cudaErrorNotSupported;
     unsigned grid = (unsigned)((V + BN - 1) / BN) * (unsigned)((r1 - r0 + WBM - 1) / WBM);
+    if (TMA) { /* persistent: a block an SM */
+        int dev, n_sm;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            return cudaGetLastError();
+        grid = grid < (unsigned)n_sm ? grid : (unsigned)n_sm;
+    }
     auto kern = k_splade_wgmma<T, BN, NST, INF, TMA>;
-    size_t smem = wg_smem<BN, NST>();
+    size_t smem = wg_smem<BN, NST>() + (TMA ? 8 * BN * sizeof(float) : 0); /* red beside the stages */
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
