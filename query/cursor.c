@@ -211,6 +211,88 @@ void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *a
     }
 }
 
+static inline float block_bound_at(const qry_cursor *c, const idx_plist *pl, uint32_t b)
+{
+    return bound_of(c, pl, idx_block_fmax(pl, b), idx_block_max_tf(pl, b), idx_block_min_dl(pl, b));
+}
+
+/* 1 when block b of pl may hold a document of the top k: its bound plus
+ * rest exceeds the threshold. At the segment's k1 and b the stored fmax
+ * alone gives a valid bound, a multiplication where bound_of also divides
+ * twice for the (max_tf, min_dl) one; that one is used only for the other
+ * segments. A block checked once a 128 postings must stay cheap: with
+ * bound_of throughout, top-1000 on the Debian corpus ran 0.9% more
+ * instructions than without the checks. */
+static inline int block_live(const qry_cursor *c, const idx_plist *pl, uint32_t b, const qry_topk *t,
+                             double rest)
+{
+    const qry_scorer *sc = c->sc;
+    float bound;
+    if (pl->seg_k1 == sc->k1 && pl->seg_b == sc->b) {
+        float r = sc->avgdl > pl->seg_avgdl ? sc->avgdl / pl->seg_avgdl : 1.0f;
+        bound = c->weight * idx_block_fmax(pl, b) * r * QRY_BOUND_SLACK;
+    } else {
+        bound = block_bound_at(c, pl, b);
+    }
+    return qry_topk_would_enter(t, bound + rest);
+}
+
+/* Moves to the next block that could hold a document of the top k or that
+ * starts at or past end, passing the others over undecoded, and decodes
+ * it. */
+static void cursor_next_live_block(qry_cursor *c, uint32_t end, const qry_topk *t, double rest)
+{
+    for (;;) {
+        if (++c->bi == c->pl->nblocks) {
+            if (++c->li == c->nlists) {
+                c->doc = QRY_END;
+                return;
+            }
+            c->pl = &c->lists[c->li];
+            c->bi = 0;
+        }
+        uint32_t first = c->bi ? idx_block_last(c->pl, c->bi - 1) + 1 : c->pl->seg_base;
+        if (first >= end || block_live(c, c->pl, c->bi, t, rest))
+            break;
+    }
+    cursor_decode(c);
+}
+
+void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
+                                const qry_topk *t, double rest)
+{
+    /* bounds are >= 0: below rest no block can be passed over */
+    if (c->has_deletes || qry_topk_would_enter(t, rest)) {
+        qry_cursor_accumulate(c, base, end, acc, bits);
+        return;
+    }
+    const qry_scorer *sc = c->sc;
+    float w = c->weight;
+    while (c->doc < end) {
+        if (!block_live(c, c->pl, c->bi, t, rest)) {
+            cursor_next_live_block(c, end, t, rest);
+            continue;
+        }
+        uint32_t pos = c->pos, cnt = c->cnt;
+        const uint32_t *docs = c->docs, *tfs = c->tfs;
+        const idx_plist *pl = c->pl;
+        while (pos < cnt && docs[pos] < end) {
+            uint32_t doc = docs[pos], d = doc - base;
+            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
+            acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
+            bits[d >> 6] |= (uint64_t)1 << (d & 63);
+            pos++;
+        }
+        c->postings += pos - c->pos;
+        c->pos = pos;
+        if (pos < cnt) {
+            c->doc = docs[pos];
+            return;
+        }
+        cursor_next_live_block(c, end, t, rest);
+    }
+}
+
 void qry_cursor_shallow_geq(qry_cursor *c, uint32_t d)
 {
     if (c->sli < c->nlists) {
@@ -243,7 +325,5 @@ float qry_cursor_block_bound(const qry_cursor *c)
 {
     if (c->sli >= c->nlists)
         return 0;
-    const idx_plist *pl = &c->lists[c->sli];
-    return bound_of(c, pl, idx_block_fmax(pl, c->sbi), idx_block_max_tf(pl, c->sbi),
-                    idx_block_min_dl(pl, c->sbi));
+    return block_bound_at(c, &c->lists[c->sli], c->sbi);
 }

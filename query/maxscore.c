@@ -65,9 +65,11 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         if (win < QRY_WINDOW)
             win *= 2;
 
-        /* Essential terms, term at a time, into the window. */
+        /* Essential terms, term at a time, into the window; a block of
+         * term i is passed over when its bound plus every other term's
+         * can not beat the threshold (ub[n - 1] - max_i: the others' sum). */
         for (uint32_t i = first_ess; i < n; i++)
-            qry_cursor_accumulate(cs[i], base, end, acc, bits);
+            qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
 
         /* Candidates in id order: add what non-essential terms can give. */
         const uint32_t ess = first_ess;

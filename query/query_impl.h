@@ -81,6 +81,16 @@ float qry_cursor_kth_bound(const qry_cursor *c, uint32_t k);
 void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
                            uint64_t *bits);
 
+/* The same, except that blocks which cannot hold a document of the top k
+ * are passed over undecoded: those whose bound plus rest (what the
+ * query's other terms can add at most) does not exceed t's threshold.
+ * Their documents are left out of acc and bits; no such document can
+ * enter t, whatever the other terms give it. With deletions pending it
+ * is qry_cursor_accumulate. */
+struct qry_topk;
+void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
+                                const struct qry_topk *t, double rest);
+
 /* Block-max: moves the shallow position to the block that could hold d
  * (never backwards) without decoding; then block_last / block_bound describe
  * it. After the last block, block_last is QRY_END and the bound 0. */
