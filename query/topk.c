@@ -23,6 +23,7 @@
 #include "query_impl.h"
 
 #include <math.h>
+#include <string.h>
 
 void qry_topk_init(qry_topk *t, qry_topk_entry *buf, uint32_t k)
 {
@@ -145,21 +146,63 @@ static void select_best(qry_topk_entry *e, uint32_t n, uint32_t k)
     insertion_sort(e, lo, hi);
 }
 
-/* Sorts e[lo..hi) into rank order; inline comparisons, no qsort callback
- * (the final sort of 1000 hits through qsort was 15% of a k = 1000 query). */
-static void sort_rank(qry_topk_entry *e, uint32_t lo, uint32_t hi)
+/* Sorts e[0..n) into rank order, using tmp (room for n): an LSD radix
+ * sort, a byte at a time, on a 32-bit key, then each run of equal keys by
+ * score and doc id (insertion_sort). The key is the score rounded to
+ * float, its bits complemented: rounding is monotone and scores are sums
+ * of non-negative term scores, whose bit patterns order as the values, so
+ * ascending keys are descending scores, and two scores share a key only
+ * when they agree to float precision (ties and near-ties, short runs). A
+ * byte on which every key agrees costs no pass. The final sort of a
+ * k = 1000 query by an inlined quicksort was 36% of all query instructions
+ * on SciFact at k = 1000 (qsort with a callback, before it, 15% of a
+ * query's time). */
+static inline uint32_t rank_key(double score)
 {
-    while (hi - lo > 16) {
-        uint32_t j = partition(e, lo, hi);
-        if (j - lo < hi - j - 1) {      /* recurse into the smaller side */
-            sort_rank(e, lo, j);
-            lo = j + 1;
-        } else {
-            sort_rank(e, j + 1, hi);
-            hi = j;
-        }
+    float f = (float)score;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return ~bits;
+}
+
+static void sort_rank_radix(qry_topk_entry *e, uint32_t n, qry_topk_entry *tmp)
+{
+    uint32_t count[4][256];
+    memset(count, 0, sizeof count);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t key = rank_key(e[i].score);
+        count[0][key & 255]++;
+        count[1][(key >> 8) & 255]++;
+        count[2][(key >> 16) & 255]++;
+        count[3][key >> 24]++;
     }
-    insertion_sort(e, lo, hi);
+    qry_topk_entry *src = e, *dst = tmp;
+    for (int b = 0; b < 4 && n > 0; b++) {
+        uint32_t *c = count[b];
+        if (c[(rank_key(src[0].score) >> (8 * b)) & 255] == n)
+            continue;                   /* every key has this byte */
+        uint32_t sum = 0;
+        for (int v = 0; v < 256; v++) {
+            uint32_t x = c[v];
+            c[v] = sum;
+            sum += x;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            dst[c[(rank_key(src[i].score) >> (8 * b)) & 255]++] = src[i];
+        qry_topk_entry *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != e)
+        memcpy(e, src, n * sizeof *e);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1, key = rank_key(e[i].score);
+        while (j < n && rank_key(e[j].score) == key)
+            j++;
+        if (j - i > 1)
+            insertion_sort(e, i, j);
+        i = j;
+    }
 }
 
 static void set_threshold(qry_topk *t)
@@ -204,7 +247,7 @@ uint32_t qry_topk_finish(qry_topk *t, qry_hit *out)
             select_best(t->e, t->n, t->k);
             t->n = t->k;
         }
-        sort_rank(t->e, 0, t->n);
+        sort_rank_radix(t->e, t->n, t->e + t->k);   /* room: 2k + 16 */
     }
     for (uint32_t i = 0; i < t->n; i++) {
         out[i].docid = t->e[i].docid;
