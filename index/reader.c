@@ -174,7 +174,11 @@ int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, i
         if (idx_block_last(&out[n], out[n].nblocks - 1) - s->base >= s->ndocs
             || idx_block_last(&out[n], out[n].nblocks - 1) < s->base)
             return LX_E_CORRUPT;
-        n++;
+        /* a list a segment at most: with one from each, the next key is
+         * another term's (one cursor step less a term; most indexes have
+         * one segment) */
+        if (++n == (int)r->nsegs)
+            return n;
     }
     if (rc != 0 && rc != LX_E_NOTFOUND)
         return rc;
