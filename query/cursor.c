@@ -9,7 +9,8 @@
  *
  * Block-max support: a second, "shallow" position walks the block index
  * alone, so Block-Max WAND can ask for the bound of the block holding a doc
- * without decoding anything.
+ * without decoding anything; MaxScore's accumulation passes over blocks
+ * by their bounds as it goes (qry_cursor_accumulate_live).
  *
  * Bounds: a block's bound is the tightest of two valid ones. (1) The writer
  * stored fmax = max tf/(tf + K(dl)) at the segment's k1, b and avgdl; if the
