@@ -26,14 +26,25 @@ static inline uint32_t list_last(const idx_plist *pl)
     return idx_block_last(pl, pl->nblocks - 1);
 }
 
+/* Values the writer stored for pl (fmax, the k-th best) hold at the query's
+ * k1 and b only; fmax_now scales fmax up to the current avgdl (bound (1)). */
+static inline int same_params(const qry_scorer *sc, const idx_plist *pl)
+{
+    return pl->seg_k1 == sc->k1 && pl->seg_b == sc->b;
+}
+
+static inline float fmax_now(const qry_scorer *sc, const idx_plist *pl, float fmax)
+{
+    return fmax * (sc->avgdl > pl->seg_avgdl ? sc->avgdl / pl->seg_avgdl : 1.0f);
+}
+
 static float bound_of(const qry_cursor *c, const idx_plist *pl, float fmax, uint32_t max_tf,
                       uint32_t min_dl)
 {
     const qry_scorer *sc = c->sc;
     float f = idx_bm25_tfnorm(max_tf, min_dl, sc->k1, sc->b, sc->avgdl);
-    if (pl->seg_k1 == sc->k1 && pl->seg_b == sc->b) {
-        float r = sc->avgdl > pl->seg_avgdl ? sc->avgdl / pl->seg_avgdl : 1.0f;
-        float g = fmax * r;
+    if (same_params(sc, pl)) {
+        float g = fmax_now(sc, pl, fmax);
         if (g < f)
             f = g;
     }
@@ -123,7 +134,7 @@ float qry_cursor_kth_bound(const qry_cursor *c, uint32_t k)
     for (uint32_t i = 0; i < c->nlists; i++) {
         const idx_plist *pl = &c->lists[i];
         float f = pl->kth[ri];
-        if (pl->seg_k1 != sc->k1 || pl->seg_b != sc->b || !(f > 0 && f <= 1))
+        if (!same_params(sc, pl) || !(f > 0 && f <= 1))
             continue;
         if (sc->avgdl < pl->seg_avgdl)
             f *= sc->avgdl / pl->seg_avgdl;
@@ -178,11 +189,34 @@ void qry_cursor_next_geq(qry_cursor *c, uint32_t d)
         cursor_skip_deleted(c);
 }
 
-void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
-                           uint64_t *bits)
+/* Adds the decoded block's postings below end into acc and bits, in one
+ * tight loop. Returns 1 when the block is used up (the caller moves on),
+ * else leaves the cursor on the first doc >= end and returns 0. */
+static inline int accumulate_block(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits)
 {
     const qry_scorer *sc = c->sc;
     float w = c->weight;
+    uint32_t pos = c->pos, cnt = c->cnt;
+    const uint32_t *docs = c->docs, *tfs = c->tfs;
+    const idx_plist *pl = c->pl;
+    while (pos < cnt && docs[pos] < end) {
+        uint32_t doc = docs[pos], d = doc - base;
+        float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
+        acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
+        bits[d >> 6] |= (uint64_t)1 << (d & 63);
+        pos++;
+    }
+    c->postings += pos - c->pos;
+    c->pos = pos;
+    if (pos == cnt)
+        return 1;
+    c->doc = docs[pos];
+    return 0;
+}
+
+void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
+                           uint64_t *bits)
+{
     while (c->doc < end) {
         if (c->has_deletes) {
             uint32_t d = c->doc - base;
@@ -191,24 +225,8 @@ void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *a
             qry_cursor_next(c);
             continue;
         }
-        /* The rest of the decoded block below end, in one tight loop. */
-        uint32_t pos = c->pos, cnt = c->cnt;
-        const uint32_t *docs = c->docs, *tfs = c->tfs;
-        const idx_plist *pl = c->pl;
-        while (pos < cnt && docs[pos] < end) {
-            uint32_t doc = docs[pos], d = doc - base;
-            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
-            acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
-            bits[d >> 6] |= (uint64_t)1 << (d & 63);
-            pos++;
-        }
-        c->postings += pos - c->pos;
-        c->pos = pos;
-        if (pos == cnt) {
+        if (accumulate_block(c, base, end, acc, bits))
             cursor_next_block(c);
-        } else {
-            c->doc = docs[pos];
-        }
     }
 }
 
@@ -227,14 +245,8 @@ static inline float block_bound_at(const qry_cursor *c, const idx_plist *pl, uin
 static inline int block_live(const qry_cursor *c, const idx_plist *pl, uint32_t b, const qry_topk *t,
                              double rest)
 {
-    const qry_scorer *sc = c->sc;
-    float bound;
-    if (pl->seg_k1 == sc->k1 && pl->seg_b == sc->b) {
-        float r = sc->avgdl > pl->seg_avgdl ? sc->avgdl / pl->seg_avgdl : 1.0f;
-        bound = c->weight * idx_block_fmax(pl, b) * r * QRY_BOUND_SLACK;
-    } else {
-        bound = block_bound_at(c, pl, b);
-    }
+    float bound = same_params(c->sc, pl) ? c->weight * fmax_now(c->sc, pl, idx_block_fmax(pl, b)) * QRY_BOUND_SLACK
+                                          : block_bound_at(c, pl, b);
     return qry_topk_would_enter(t, bound + rest);
 }
 
@@ -267,29 +279,13 @@ void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, doub
         qry_cursor_accumulate(c, base, end, acc, bits);
         return;
     }
-    const qry_scorer *sc = c->sc;
-    float w = c->weight;
     while (c->doc < end) {
         if (!block_live(c, c->pl, c->bi, t, rest)) {
             cursor_next_live_block(c, end, t, rest);
             continue;
         }
-        uint32_t pos = c->pos, cnt = c->cnt;
-        const uint32_t *docs = c->docs, *tfs = c->tfs;
-        const idx_plist *pl = c->pl;
-        while (pos < cnt && docs[pos] < end) {
-            uint32_t doc = docs[pos], d = doc - base;
-            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
-            acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
-            bits[d >> 6] |= (uint64_t)1 << (d & 63);
-            pos++;
-        }
-        c->postings += pos - c->pos;
-        c->pos = pos;
-        if (pos < cnt) {
-            c->doc = docs[pos];
+        if (!accumulate_block(c, base, end, acc, bits))
             return;
-        }
         cursor_next_live_block(c, end, t, rest);
     }
 }
