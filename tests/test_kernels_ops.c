@@ -224,6 +224,25 @@ static float *run_case(kn_backend *be, const tcase *c, const hostdata *h, kn_dty
     return out;
 }
 
+/* Case c on be with storage dt against ref in F32, inputs drawn for
+ * gen_pass; fails unless the NMSE is below bound. label names the run in
+ * the line printed and in the failure. */
+static void check_case(kn_backend *ref, kn_backend *be, tcase *c, int gen_pass, kn_dtype dt, double bound,
+                       const char *label)
+{
+    hostdata h;
+    gen(c, &h, gen_pass);
+    float *r = run_case(ref, c, &h, KN_F32);
+    float *y = run_case(be, c, &h, dt);
+    double e = nmse(y, r, (size_t)nel(c->dsh));
+    printf("  %s %-22s NMSE %.2e\n", label, c->name, e);
+    if (!(e < bound))
+        fail_msg("%s %s: NMSE %g >= %g", label, c->name, e, bound);
+    free(r);
+    free(y);
+    hfree(&h);
+}
+
 #define T_ 37     /* odd token count */
 
 static tcase *make_cases(int *n)
@@ -473,19 +492,8 @@ static void test_cpu_fast_equals_reference(void **state)
         assert_int_equal(kn_backend_open(&cpu, KN_BACKEND_CPU, &p), 0);
         int n;
         tcase *cs = make_cases(&n);
-        for (int i = 0; i < n; i++) {
-            hostdata h;
-            gen(&cs[i], &h, 0);
-            float *r = run_case(ref, &cs[i], &h, KN_F32);
-            float *y = run_case(cpu, &cs[i], &h, KN_F32);
-            double e = nmse(y, r, (size_t)nel(cs[i].dsh));
-            printf("  cpu%s %-22s NMSE %.2e\n", no_avx2 ? "-portable" : "", cs[i].name, e);
-            if (!(e < 1e-9))
-                fail_msg("cpu fast%s %s: NMSE %g >= 1e-9", no_avx2 ? " (portable)" : "", cs[i].name, e);
-            free(r);
-            free(y);
-            hfree(&h);
-        }
+        for (int i = 0; i < n; i++)
+            check_case(ref, cpu, &cs[i], 0, KN_F32, 1e-9, no_avx2 ? "cpu-portable" : "cpu");
         kn_backend_close(cpu);
     }
     kn_backend_close(ref);
@@ -508,24 +516,12 @@ static void test_cuda_equals_reference(void **state)
     for (int pass = 0; pass < 2; pass++) {
         kn_dtype dt = pass ? KN_BF16 : KN_F32;
         double bound = pass ? 1e-4 : 1e-9;
-        for (int i = 0; i < n; i++) {
-            hostdata h;
-            gen(&cs[i], &h, pass);
-            float *r = run_case(ref, &cs[i], &h, KN_F32);
-            float *y = run_case(gpu, &cs[i], &h, dt);
-            double e = nmse(y, r, (size_t)nel(cs[i].dsh));
-            printf("  cuda %-5s %-22s NMSE %.2e\n", kn_dtype_name(dt), cs[i].name, e);
-            if (!(e < bound))
-                fail_msg("cuda %s %s: NMSE %g >= %g", kn_dtype_name(dt), cs[i].name, e, bound);
-            free(r);
-            free(y);
-            hfree(&h);
-        }
+        for (int i = 0; i < n; i++)
+            check_case(ref, gpu, &cs[i], pass, dt, bound, pass ? "cuda BF16" : "cuda F32 ");
     }
-    /* every kernel of the GEMMs and the fused SPLADE head, not only the
-     * one the device picks: kn_mma.cu's mma.sync head (5, 1), kn_wgmma.cu's
-     * heads (10-14) and GEMMs (1-4); the wgmma ones fall back to
-     * the others where the device has no wgmma */
+    /* every fused SPLADE kernel, not only the one the device picks:
+     * kn_mma.cu's mma.sync ones (5, 1) and kn_wgmma.cu's (10-12), which
+     * fall back to mma.sync where the device has no wgmma */
     static const struct { const char *var, *val; kn_op op; } kernel_choice[] = {
         {"LX_CUDA_SPLADE", "5", KN_OP_SPLADE_POOL},  {"LX_CUDA_SPLADE", "1", KN_OP_SPLADE_POOL},
         {"LX_CUDA_SPLADE", "10", KN_OP_SPLADE_POOL}, {"LX_CUDA_SPLADE", "11", KN_OP_SPLADE_POOL},
@@ -537,23 +533,11 @@ static void test_cuda_equals_reference(void **state)
         int rc = kn_backend_open(&g2, KN_BACKEND_CUDA, NULL);
         unsetenv(kernel_choice[v].var);
         assert_int_equal(rc, 0);
-        for (int i = 0; i < n; i++) {
-            if (cs[i].a.op != kernel_choice[v].op)
-                continue;
-            hostdata h;
-            gen(&cs[i], &h, 1);
-            float *r = run_case(ref, &cs[i], &h, KN_F32);
-            float *y = run_case(g2, &cs[i], &h, KN_BF16);
-            double e = nmse(y, r, (size_t)nel(cs[i].dsh));
-            printf("  cuda bf16  %-22s %s=%-2s NMSE %.2e\n", cs[i].name, kernel_choice[v].var, kernel_choice[v].val,
-                   e);
-            if (!(e < 1e-4))
-                fail_msg("cuda %s with %s=%s: NMSE %g >= 1e-4", cs[i].name, kernel_choice[v].var,
-                         kernel_choice[v].val, e);
-            free(r);
-            free(y);
-            hfree(&h);
-        }
+        char label[64];
+        snprintf(label, sizeof label, "cuda BF16 %s=%s", kernel_choice[v].var, kernel_choice[v].val);
+        for (int i = 0; i < n; i++)
+            if (cs[i].a.op == kernel_choice[v].op)
+                check_case(ref, g2, &cs[i], 1, KN_BF16, 1e-4, label);
         kn_backend_close(g2);
     }
     kn_backend_close(ref);
@@ -606,18 +590,8 @@ static void test_cpu_fallback_bf16(void **state)
     assert_int_equal(kn_backend_open(&cpu, KN_BACKEND_CPU, NULL), 0);
     int n;
     tcase *cs = make_cases(&n);
-    for (int i = 0; i < n; i++) {
-        hostdata h;
-        gen(&cs[i], &h, 1);
-        float *r = run_case(cpu, &cs[i], &h, KN_F32);
-        float *y = run_case(cpu, &cs[i], &h, KN_BF16);
-        double e = nmse(y, r, (size_t)nel(cs[i].dsh));
-        if (!(e < 1e-4))
-            fail_msg("fallback bf16 %s: NMSE %g", cs[i].name, e);
-        free(r);
-        free(y);
-        hfree(&h);
-    }
+    for (int i = 0; i < n; i++)
+        check_case(cpu, cpu, &cs[i], 1, KN_BF16, 1e-4, "cpu fallback BF16");
     kn_backend_close(cpu);
 }
 
