@@ -189,6 +189,62 @@ void qry_cursor_next_geq(qry_cursor *c, uint32_t d)
         cursor_skip_deleted(c);
 }
 
+uint32_t qry_cursor_add_matches(qry_cursor *c, uint32_t *docs, double *scores, uint32_t n,
+                                const qry_topk *t, double below)
+{
+    uint32_t m = 0;
+    if (c->has_deletes) {
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t d = docs[j];
+            double s = scores[j];
+            qry_cursor_next_geq(c, d);
+            if (c->doc == d)
+                s += qry_cursor_score(c);
+            docs[m] = d;
+            scores[m] = s;
+            m += qry_topk_would_enter(t, s + below);
+        }
+        return m;
+    }
+    /* The cursor's state in locals: the stores into docs and scores could
+     * otherwise alias it and force reloads. No document enters t during a
+     * pass, so its threshold is read once. */
+    const double threshold = t->threshold;
+    uint32_t cur = c->doc, pos = c->pos;
+    uint32_t last = cur == QRY_END ? QRY_END : c->docs[c->cnt - 1];
+    uint64_t visited = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t d = docs[j];
+        double s = scores[j];
+        if (cur < d) {
+            if (d > last) {
+                c->pos = pos;
+                c->doc = cur;
+                qry_cursor_next_geq(c, d);
+                cur = c->doc;
+                pos = c->pos;
+                last = cur == QRY_END ? QRY_END : c->docs[c->cnt - 1];
+            } else {                  /* inside the decoded block */
+                while (c->docs[pos] < d)
+                    pos++;
+                cur = c->docs[pos];
+                visited++;
+            }
+        }
+        if (cur == d) {
+            float norm = qry_scorer_norm(c->sc, idx_plist_doclen(c->pl, d));
+            s += c->weight * idx_bm25_tfnorm_k(c->tfs[pos], norm);
+        }
+        docs[m] = d;
+        scores[m] = s;
+        m += s + below > threshold;
+    }
+    c->pos = pos;
+    c->doc = cur;
+    c->postings += visited;
+    return m;
+}
+
 /* Adds the decoded block's postings below end into acc and bits, in one
  * tight loop. Returns 1 when the block is used up (the caller moves on),
  * else leaves the cursor on the first doc >= end and returns 0. */

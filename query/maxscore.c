@@ -9,14 +9,20 @@
  *
  * Candidates are gathered a window of QRY_WINDOW doc ids at a time, term at
  * a time (as Lucene's MaxScore does): each essential term adds its scores
- * into an accumulator array and marks a bitset, then the marked documents
- * are finished in id order. Per posting that is one add, instead of a scan
- * over every essential cursor per candidate; long queries gain most. The
- * partition into essential and non-essential terms is fixed for a window
- * (a term's scores are in the accumulator or looked up, never both) and
- * recomputed between windows as the threshold rises. Accumulating in double
- * keeps each document's score the exact sum of its float term scores, so the
- * order of additions cannot change a score.
+ * into an accumulator array and marks a bitset. The marked documents that
+ * could still enter become a candidate list, and the non-essential terms are
+ * then looked up a term at a time too, the largest bound first: each pass
+ * adds one term's score where it matches and drops the candidates that
+ * cannot enter even with every smaller term. A pass is one cursor walking
+ * forward over sorted doc ids in a tight loop, instead of a call per
+ * (candidate, term); what it costs is that the threshold does not rise
+ * within a window (its documents enter at the end), which QRY_FIRST_WINDOW's
+ * small first windows make up for. The partition into essential and
+ * non-essential terms is fixed for a window (a term's scores are in the
+ * accumulator or looked up, never both) and recomputed between windows as
+ * the threshold rises. Scores are double sums of the float term scores in
+ * one fixed order (essential terms, then non-essential ones by falling
+ * bound), the same whichever candidates a pass drops.
  */
 #include "query_impl.h"
 
@@ -41,6 +47,8 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
     double ub[QRY_MAX_TERMS];
     double *acc = wd->acc;           /* zero on entry, zero on return */
     uint64_t *bits = wd->bits;
+    uint32_t *cand = wd->cand;
+    double *cscore = wd->cscore;
     uint64_t scored = 0;
     lx_sort(cs, n, sizeof *cs, by_bound);
     double sum = 0;
@@ -71,34 +79,31 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         for (uint32_t i = first_ess; i < n; i++)
             qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
 
-        /* Candidates in id order: add what non-essential terms can give. */
-        const uint32_t ess = first_ess;
+        /* The marked documents that could enter with every non-essential
+         * term's bound added, in id order (kept without a branch). */
+        const double rest = first_ess ? ub[first_ess - 1] : 0;
         const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
+        uint32_t nc = 0;
         for (uint32_t w = 0; w < nwords; w++) {
             uint64_t word = bits[w];
             bits[w] = 0;
             while (word) {
                 uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
                 word &= word - 1;
-                double s = acc[d];
+                cand[nc] = base + d;
+                cscore[nc] = acc[d];
                 acc[d] = 0;
-                uint32_t doc = base + d;
-                int complete = 1;
-                for (uint32_t i = ess; i-- > 0;) {
-                    if (!qry_topk_would_enter(t, s + ub[i])) {
-                        complete = 0;
-                        break;
-                    }
-                    qry_cursor_next_geq(cs[i], doc);
-                    if (cs[i]->doc == doc)
-                        s += qry_cursor_score(cs[i]);
-                }
-                if (complete) {
-                    scored++;
-                    qry_topk_push(t, doc, s);
-                }
+                nc += qry_topk_would_enter(t, cscore[nc] + rest);
             }
         }
+
+        /* Non-essential terms, largest bound first, a term at a time. */
+        for (uint32_t i = first_ess; i-- > 0 && nc;) {
+            nc = qry_cursor_add_matches(cs[i], cand, cscore, nc, t, i ? ub[i - 1] : 0);
+        }
+        for (uint32_t j = 0; j < nc; j++)
+            qry_topk_push(t, cand[j], cscore[j]);
+        scored += nc;
     }
     return scored;
 }

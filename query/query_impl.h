@@ -91,6 +91,14 @@ struct qry_topk;
 void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
                                 const struct qry_topk *t, double rest);
 
+/* For each docs[j] (increasing), adds this term's score to scores[j] where
+ * the term has that doc, moving forward as next_geq would, and keeps the
+ * candidates whose score plus below could still enter t, in order (docs
+ * and scores compacted in place). Returns how many were kept. */
+struct qry_topk;
+uint32_t qry_cursor_add_matches(qry_cursor *c, uint32_t *docs, double *scores, uint32_t n,
+                                const struct qry_topk *t, double below);
+
 /* Block-max: moves the shallow position to the block that could hold d
  * (never backwards) without decoding; then block_last / block_bound describe
  * it. After the last block, block_last is QRY_END and the bound 0. */
@@ -149,6 +157,8 @@ uint64_t qry_run_exhaustive(qry_cursor **cs, uint32_t n, qry_topk *t);
 typedef struct qry_window {
     double acc[QRY_WINDOW];
     uint64_t bits[QRY_WINDOW / 64];
+    uint32_t cand[QRY_WINDOW];       /* a window's candidates (scratch) */
+    double cscore[QRY_WINDOW];
 } qry_window;
 uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *win);
 uint64_t qry_run_wand(qry_cursor **cs, uint32_t n, qry_topk *t);
