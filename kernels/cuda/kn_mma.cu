@@ -266,13 +266,10 @@ __global__ void __launch_bounds__(SN, 256 / SN) k_splade_mma(float *dst, long lo
     T *sm = (T *)sm_raw;         /* [NST][SM + SN][SLD]: rows of h, then rows of w */
     int tid = threadIdx.x, wid = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     int wm = wid / (SN / 64), wn = wid % (SN / 64);
-    /* grouped order: GR consecutive row tiles sweep the vocabulary side by
-     * side, so each tile of w is fetched from memory once per GR row tiles
-     * and the rest of its reads hit L2 */
-    const int GR = 16;
-    int n_ct = (V + SN - 1) / SN, n_rt = (r1 - r0 + SM - 1) / SM;
-    int id = blockIdx.x, first = id / (GR * n_ct) * GR, gsz = min(n_rt - first, GR);
-    int rt = first + (id % (GR * n_ct)) % gsz, ct = (id % (GR * n_ct)) / gsz;
+    /* grouped order (kn_ptx.cuh): a tile of w is fetched from memory once
+     * per 16 row tiles */
+    int n_ct = (V + SN - 1) / SN, n_rt = (r1 - r0 + SM - 1) / SM, rt, ct;
+    grouped_tile(blockIdx.x, n_rt, n_ct, &rt, &ct);
     int m0 = r0 + rt * SM, n0 = ct * SN;
     int n_k = (K + SK - 1) / SK;
     /* Each thread copies the same 16-byte column chunk cc of rows cr,

@@ -1,7 +1,7 @@
 /* kn_ptx.cuh: private to kernels/cuda/: the PTX primitives the tensor-core
  * kernels share (kn_mma.cu's mma.sync kernels, kn_wgmma.cu's Hopper ones):
- * mma.sync m16n8k16, ldmatrix, cp.async and packing two floats into one
- * register of 16-bit values. Device functions only; nothing here owns
+ * mma.sync m16n8k16, ldmatrix, cp.async, packing two floats into one
+ * register of 16-bit values and the grouped tile order. Device functions only; nothing here owns
  * memory.
  */
 #ifndef KN_PTX_CUH
@@ -68,5 +68,18 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool ok)
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* The grouped tile order of the GEMM-shaped kernels (tile id -> row tile
+ * *rt, column tile *ct of an n_rt x n_ct grid): GR = 16 consecutive row
+ * tiles sweep the columns side by side, so a column tile (of the weights)
+ * is read from memory once per 16 row tiles and the rest of its reads hit
+ * L2. */
+__device__ __forceinline__ void grouped_tile(int id, int n_rt, int n_ct, int *rt, int *ct)
+{
+    const int GR = 16;
+    int first = id / (GR * n_ct) * GR, gsz = min(n_rt - first, GR);
+    *rt = first + (id % (GR * n_ct)) % gsz;
+    *ct = (id % (GR * n_ct)) / gsz;
+}
 
 #endif

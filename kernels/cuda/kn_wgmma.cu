@@ -229,17 +229,6 @@ __device__ __forceinline__ void wg_mainloop(float *acc, unsigned char *smem, con
  * consumer threads are done reading it. One k step's wgmmas stay in
  * flight. */
 
-/* The grouped tile order: GR consecutive row tiles sweep the columns side
- * by side, so a tile of b is read from memory once per GR row tiles and
- * the rest of its reads hit L2. */
-__device__ __forceinline__ void wg_tile_at(int id, int m_tiles, int n_tiles, int BN, int *m0, int *n0)
-{
-    const int GR = 16;
-    int first = id / (GR * n_tiles) * GR, gsz = min(m_tiles - first, GR);
-    *m0 = (first + (id % (GR * n_tiles)) % gsz) * WBM;
-    *n0 = (id % (GR * n_tiles)) / gsz * BN;
-}
-
 template <int BN, int NST>
 __device__ __forceinline__ void wg_produce(unsigned char *smem, uint64_t *full, uint64_t *empty, const CUtensorMap *ta,
                                            const CUtensorMap *tb, int m0, int n0, int K, int *it)
@@ -338,17 +327,18 @@ __global__ void __launch_bounds__(TMA ? 288 : 256, BN == 128 ? 2 : 1)
     if (TMA && threadIdx.x >= 256) {
         if (threadIdx.x == 256)
             for (int id = blockIdx.x; id < n_ct * n_rt; id += gridDim.x) {
-                int m0, n0;
-                wg_tile_at(id, n_rt, n_ct, BN, &m0, &n0);
-                wg_produce<BN, NST>(smem, bars, bars + NST, &th, &tw, r0 + m0, n0, K, &it);
+                int rt, ct;
+                grouped_tile(id, n_rt, n_ct, &rt, &ct);
+                wg_produce<BN, NST>(smem, bars, bars + NST, &th, &tw, r0 + rt * WBM, ct * BN, K, &it);
             }
         return;
     }
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     for (int id = blockIdx.x; id < n_ct * n_rt; id += gridDim.x) {
-        int m0, n0;
-        wg_tile_at(id, n_rt, n_ct, BN, &m0, &n0);
-        m0 += r0;
+        /* the grouped tile order of kn_ptx.cuh, the producer's too */
+        int rt, ct;
+        grouped_tile(id, n_rt, n_ct, &rt, &ct);
+        int m0 = r0 + rt * WBM, n0 = ct * BN;
         float acc[BN / 2];
         if constexpr (TMA)
             wg_consume<T, BN, NST>(acc, smem, bars, bars + NST, tid >> 7, K, &it);
