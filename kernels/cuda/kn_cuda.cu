@@ -95,7 +95,7 @@ struct cuda_ctx {
     cudaStream_t stream;
     void *scratch;             /* grow-only device scratch (splade logits, maps) */
     size_t scratch_size;
-    int n_sm;
+    int n_sm;                  /* the device's SM count, read once here (persistent grids) */
 };
 
 #define CU_TRY(call)                                                                      \
@@ -915,7 +915,7 @@ static int run_splade(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errle
         CU_TRY(kn_wgmma_splade_max(std::is_same<T, __nv_bfloat16>::value, (float *)a->dst->data, ld_d, h->data,
                                    LD(h), w->data, LD(w), b ? (const float *)b->data : nullptr, row_seq,
                                    off_host[0], off_host[1], V, H, sv >= 10 ? sv - 10 : 0, cx->tmap_encode,
-                                   cx->stream));
+                                   cx->n_sm, cx->stream));
     else if (fused)
         CU_TRY(kn_mma_splade_max(std::is_same<T, __nv_bfloat16>::value, (float *)a->dst->data, ld_d, h->data, LD(h),
                                  w->data, LD(w), b ? (const float *)b->data : nullptr, row_seq, off_host[0],

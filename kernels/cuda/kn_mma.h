@@ -37,15 +37,15 @@ cudaError_t kn_mma_splade_max(int is_bf16, float *dst, long long ld_d, const voi
 /* The same head on Hopper's wgmma (kn_wgmma.cu): same arguments and
  * contract. variant (benchmarking; H200, 32,768 tokens, against
  * kn_mma_splade_max's 4.62 ms): 0 = 128 x 256 tiles by TMA with a producer
- * warp, 4 stages, persistent (a block an SM; the next tile loads while
- * the last one is reduced), 2.45 ms (needs tmap_encode, the driver's
- * cuTensorMapEncodeTiled from kn_wgmma_available; without it variant 1
- * runs); 1 = the same tiles by cp.async from all threads, 2.94-2.98 ms;
- * 2 = 128 x 128, 3 stages, two blocks an SM, 3.03 ms. Only where
- * kn_wgmma_available said yes. */
+ * warp, 4 stages, persistent (min(tiles, n_sm) blocks, n_sm the
+ * device's SM count; the next tile loads while the last one is reduced),
+ * 2.45 ms (needs tmap_encode, the driver's cuTensorMapEncodeTiled from
+ * kn_wgmma_available; without it variant 1 runs); 1 = the same tiles by
+ * cp.async from all threads, 2.94-2.98 ms; 2 = 128 x 128, 3 stages, two
+ * blocks an SM, 3.03 ms. Only where kn_wgmma_available said yes. */
 cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
                                 const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
-                                int r1, int V, int K, int variant, void *tmap_encode, cudaStream_t st);
+                                int r1, int V, int K, int variant, void *tmap_encode, int n_sm, cudaStream_t st);
 
 /* 1 when the current device runs kn_wgmma.cu's kernels (the build holds
  * sm_90a code and the device is a Hopper), else 0. Runs a one-thread probe

@@ -433,7 +433,7 @@ static bool make_tmap(void *encode, CUtensorMap *m, int is_bf16, const void *p, 
 template <typename T, int BN, int NST, int INF, bool TMA>
 static cudaError_t splade_launch(float *dst, long long ld_d, const void *h, long long ld_h, const void *w,
                                  long long ld_w, const float *bias, const int *row_seq, int r0, int r1, int V, int K,
-                                 void *encode, cudaStream_t st)
+                                 void *encode, int n_sm, cudaStream_t st)
 {
     CUtensorMap th = {}, tw = {};
     const int is_bf16 = std::is_same<T, __nv_bfloat16>::value;
@@ -441,13 +441,10 @@ static cudaError_t splade_launch(float *dst, long long ld_d, const void *h, long
                 !make_tmap(encode, &tw, is_bf16, w, V, K, ld_w, BN)))
         return cudaErrorNotSupported;
     unsigned grid = (unsigned)((V + BN - 1) / BN) * (unsigned)((r1 - r0 + WBM - 1) / WBM);
-    if (TMA) { /* persistent: a block an SM */
-        int dev, n_sm;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            return cudaGetLastError();
-        grid = grid < (unsigned)n_sm ? grid : (unsigned)n_sm;
-    }
+    /* persistent: a block an SM (the tile loop takes any grid, so an
+     * unknown n_sm <= 0 just leaves a block a tile) */
+    if (TMA && n_sm > 0 && grid > (unsigned)n_sm)
+        grid = (unsigned)n_sm;
     auto kern = k_splade_wgmma<T, BN, NST, INF, TMA>;
     size_t smem = wg_smem<BN, NST>() + (TMA ? 8 * BN * sizeof(float) : 0); /* red beside the stages */
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -461,26 +458,29 @@ static cudaError_t splade_launch(float *dst, long long ld_d, const void *h, long
 template <typename T>
 static cudaError_t splade_variant(int variant, float *dst, long long ld_d, const void *h, long long ld_h,
                                   const void *w, long long ld_w, const float *bias, const int *row_seq, int r0, int r1,
-                                  int V, int K, void *enc, cudaStream_t st)
+                                  int V, int K, void *enc, int n_sm, cudaStream_t st)
 {
     if (variant == 0 && enc)
-        return splade_launch<T, 256, 4, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+        return splade_launch<T, 256, 4, 1, true>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, n_sm,
+                                                 st);
     if (variant == 2)
-        return splade_launch<T, 128, 3, 0, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+        return splade_launch<T, 128, 3, 0, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, n_sm,
+                                                  st);
     /* 1, or 0 without tensor maps: the best cp.async variant */
-    return splade_launch<T, 256, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, st);
+    return splade_launch<T, 256, 4, 1, false>(dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, enc, n_sm, st);
 }
 
 cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const void *h, long long ld_h,
                                 const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
-                                int r1, int V, int K, int variant, void *tmap_encode, cudaStream_t st)
+                                int r1, int V, int K, int variant, void *tmap_encode, int n_sm, cudaStream_t st)
 {
     if (r1 <= r0 || V <= 0)
         return cudaSuccess;
     if (is_bf16)
         return splade_variant<__nv_bfloat16>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K,
-                                             tmap_encode, st);
-    return splade_variant<__half>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, tmap_encode, st);
+                                             tmap_encode, n_sm, st);
+    return splade_variant<__half>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, tmap_encode,
+                                  n_sm, st);
 }
 
 // --- availability -----------------------------------------------------------
