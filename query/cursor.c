@@ -255,12 +255,25 @@ static inline int accumulate_block(qry_cursor *c, uint32_t base, uint32_t end, d
     uint32_t pos = c->pos, cnt = c->cnt;
     const uint32_t *docs = c->docs, *tfs = c->tfs;
     const idx_plist *pl = c->pl;
-    while (pos < cnt && docs[pos] < end) {
+    /* Where the window ends in this block, found first (a binary search
+     * when it ends inside), so the loop below tests one counter. */
+    uint32_t stop = cnt;
+    if (docs[cnt - 1] >= end) {
+        uint32_t lo = pos, hi = cnt - 1;         /* docs[hi] >= end */
+        while (lo < hi) {
+            uint32_t mid = (lo + hi) / 2;
+            if (docs[mid] < end)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        stop = lo;
+    }
+    for (; pos < stop; pos++) {
         uint32_t doc = docs[pos], d = doc - base;
         float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
         acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
         bits[d >> 6] |= (uint64_t)1 << (d & 63);
-        pos++;
     }
     c->postings += pos - c->pos;
     c->pos = pos;
