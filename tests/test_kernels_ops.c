@@ -402,6 +402,22 @@ static tcase *make_cases(int *n)
         if (!causal) { c->kind[3] = K_MASK; c->sh[3][0] = T; }
         c->dsh[0] = T; c->dsh[1] = 4 * 64;
     }
+    {   /* head_dim 64, BERT-like lengths: nine 64-key tiles (more than the
+         * wgmma kernel's 4 stages), a partial last 128-row query block */
+        tcase *c = &cs[k++];
+        c->name = "attention-d64-520-mask";
+        int32_t off[3] = {0, 520, 777};
+        int T = 777;
+        c->a = (kn_op_args){.op = KN_OP_ATTENTION, .n_head = 2, .n_kv_head = 2, .max_len = 520, .scale = 0.125f};
+        c->n_seq = 2;
+        memcpy(c->seq_off, off, sizeof off);
+        c->qkv_packed = 1;
+        c->sh[0][0] = T; c->sh[0][1] = 128;
+        c->sh[1][0] = T; c->sh[1][1] = 128;
+        c->sh[2][0] = T; c->sh[2][1] = 128;
+        c->kind[3] = K_MASK; c->sh[3][0] = T;
+        c->dsh[0] = T; c->dsh[1] = 128;
+    }
     {   /* head_dim 64, short sequences: one partial query tile, one of 1 token */
         tcase *c = &cs[k++];
         c->name = "attention-d64-short";
@@ -519,13 +535,15 @@ static void test_cuda_equals_reference(void **state)
         for (int i = 0; i < n; i++)
             check_case(ref, gpu, &cs[i], pass, dt, bound, pass ? "cuda BF16" : "cuda F32 ");
     }
-    /* every fused SPLADE kernel, not only the one the device picks:
-     * kn_mma.cu's mma.sync ones (5, 1) and kn_wgmma.cu's (10-12), which
-     * fall back to mma.sync where the device has no wgmma */
+    /* every fused SPLADE kernel and every head_dim-64 attention kernel, not
+     * only the ones the device picks: kn_mma.cu's mma.sync ones (SPLADE 5,
+     * 1; attention 1, 2) and kn_wgmma.cu's (SPLADE 10-12, attention 10),
+     * which fall back to mma.sync where the device has no wgmma */
     static const struct { const char *var, *val; kn_op op; } kernel_choice[] = {
         {"LX_CUDA_SPLADE", "5", KN_OP_SPLADE_POOL},  {"LX_CUDA_SPLADE", "1", KN_OP_SPLADE_POOL},
         {"LX_CUDA_SPLADE", "10", KN_OP_SPLADE_POOL}, {"LX_CUDA_SPLADE", "11", KN_OP_SPLADE_POOL},
-        {"LX_CUDA_SPLADE", "12", KN_OP_SPLADE_POOL},
+        {"LX_CUDA_SPLADE", "12", KN_OP_SPLADE_POOL}, {"LX_CUDA_ATTN", "1", KN_OP_ATTENTION},
+        {"LX_CUDA_ATTN", "2", KN_OP_ATTENTION},      {"LX_CUDA_ATTN", "10", KN_OP_ATTENTION},
     };
     for (size_t v = 0; v < sizeof kernel_choice / sizeof *kernel_choice; v++) {
         kn_backend *g2;

@@ -26,8 +26,9 @@
  *                residual.
  *   softmax      one block per row
  *   elementwise  gelu (+bias), silu (*gate), add (+broadcast row), scale
- *   attention    head_dim 64 in 16-bit types: kn_mma.cu's flash-attention
- *                kernel on tensor cores. Otherwise flash-style online softmax,
+ *   attention    head_dim 64 in 16-bit types: a flash-attention kernel on
+ *                tensor cores, kn_wgmma.cu's on Hopper, else kn_mma.cu's
+ *                (LX_CUDA_ATTN picks one). Otherwise flash-style online softmax,
  *                one warp per query row, keys and values staged through
  *                shared memory 32 at a time. Both: packed variable-length
  *                sequences, causal, grouped-query, key mask; never touch
@@ -88,6 +89,10 @@ struct cuda_ctx {
                                   (kn_wgmma_splade_max's default where it runs); 1-5
                                   kn_mma_splade_max's variant (5: its default); 10-12
                                   kn_wgmma_splade_max's variant 0-2 */
+    int attn_variant;          /* LX_CUDA_ATTN, for benchmarks: 0 = the best kernel there is
+                                  (kn_wgmma_attention where it runs, else
+                                  kn_mma_attention's variant 1); 1-2 kn_mma_attention's
+                                  variant 0-1; 10 kn_wgmma_attention */
     int has_wgmma;             /* kn_wgmma_available: the Hopper kernels run here */
     void *tmap_encode;         /* its cuTensorMapEncodeTiled, or NULL */
     void *b16;                 /* the current matmul's bias narrowed to 16 bits */
@@ -858,10 +863,19 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
         if constexpr (sizeof(T) == 2) if (D == 64 && aligned16(s0->data, LD(s0), 2) && aligned16(s1->data, LD(s1), 2) &&
                                           aligned16(s2->data, LD(s2), 2) && LD(a->dst) % 2 == 0 &&
                                           (uintptr_t)y % 4 == 0) {
-            CU_TRY(kn_mma_attention(std::is_same<T, __nv_bfloat16>::value, y, LD(a->dst), s0->data, LD(s0), s1->data,
-                                    LD(s1), s2->data, LD(s2), s3 ? (const float *)s3->data : nullptr,
-                                    (const int *)a->seq_off->data, S, a->n_head, a->n_head / a->n_kv_head,
-                                    a->max_len, a->scale, a->causal, st_));
+            /* LX_CUDA_ATTN (cuda_ctx): the wgmma kernel where it runs, unless
+             * a mma.sync one is asked for */
+            int av = cx->attn_variant, bf = std::is_same<T, __nv_bfloat16>::value;
+            const float *mk = s3 ? (const float *)s3->data : nullptr;
+            const int *so = (const int *)a->seq_off->data;
+            if (cx->has_wgmma && a->scale > 0 && (av == 0 || av == 10))
+                CU_TRY(kn_wgmma_attention(bf, y, LD(a->dst), s0->data, LD(s0), s1->data, LD(s1), s2->data, LD(s2), mk,
+                                          so, S, a->n_head, a->n_head / a->n_kv_head, a->max_len, a->scale,
+                                          a->causal, st_));
+            else
+                CU_TRY(kn_mma_attention(bf, y, LD(a->dst), s0->data, LD(s0), s1->data, LD(s1), s2->data, LD(s2), mk,
+                                        so, S, a->n_head, a->n_head / a->n_kv_head, a->max_len, a->scale, a->causal,
+                                        av == 1 ? 0 : 1, st_));
             return 0;
         }
         size_t smem = (size_t)(32 * (D + 1) + 32 * D + AW * D) * sizeof(float);
@@ -1096,6 +1110,8 @@ extern "C" int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn
     cx->gemm_mode = gm ? atoi(gm) : 0;
     const char *sv = getenv("LX_CUDA_SPLADE");
     cx->splade_variant = sv ? atoi(sv) : 0;
+    const char *av = getenv("LX_CUDA_ATTN");
+    cx->attn_variant = av ? atoi(av) : 0;
     cx->has_wgmma = kn_wgmma_available(cx->stream, &cx->tmap_encode);
     i->name = "cuda";
     i->device = KN_DEV_CUDA;

@@ -13,6 +13,7 @@
  *                the A operand's layout of the next product, so P never
  *                touches shared memory. Sequences are packed without
  *                padding; keys past the sequence are zero-filled and masked.
+ *                On Hopper kn_wgmma.cu's version of it runs instead.
  *
  *   splade_max   the masked-LM decoder GEMM z = h W^T + b fused with
  *                relu and the max over each sequence's rows: a 128 x 256
@@ -40,8 +41,11 @@ enum { FK = 64, FD = 64, FLD = FD + 8 };
  * (sequence, head) and streams all its keys; 8 warps (128 queries) halve
  * the K/V traffic from L2 against 4, for sequences long enough to use them.
  * Q's fragments come straight from global memory into registers (each is
- * read once), so shared memory holds only the two K/V buffers (36 KB). */
-template <typename T, int NW>
+ * read once), so shared memory holds only the two K/V buffers (36 KB).
+ * FAST: the softmax of kn_ptx.cuh (max of the raw scores, scale and shift
+ * in one FFMA, ex2 without the denormal fix-up, tree reductions; needs
+ * scale > 0) instead of the first version's, kept for comparison. */
+template <typename T, int NW, bool FAST>
 __global__ void __launch_bounds__(NW * 32, 16 / NW) k_attn_mma(T *o, long long ld_o, const T *q, long long ld_q, const T *k,
                                                        long long ld_k, const T *v, long long ld_v, const float *mask,
                                                        const int *seq_off, int group, float scale_log2, int causal)
@@ -96,7 +100,7 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) k_attn_mma(T *o, long long l
 #pragma unroll
     for (int n = 0; n < FD / 8; n++)
         oacc[n][0] = oacc[n][1] = oacc[n][2] = oacc[n][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0, l1 = 0;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};
     for (int it = 0; it < n_tiles; it++) {
         int buf = it & 1;
         if (it + 1 < n_tiles) {
@@ -125,63 +129,71 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) k_attn_mma(T *o, long long l
                     mma16816<T>(sc[n], qa[kk + 1], kb4 + 2);
                 }
             }
-            /* mask, scale (log2 domain), row max over the quad; a tile wholly
-             * inside the sequence, unmasked and not causal needs no checks */
-            float mt0 = -INFINITY, mt1 = -INFINITY;
-            if (!mask && !causal && j0 + FK <= L) {
-#pragma unroll
-                for (int n = 0; n < FK / 8; n++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        sc[n][e] *= scale_log2;
-                        sc[n][2 + e] *= scale_log2;
-                        mt0 = fmaxf(mt0, sc[n][e]);
-                        mt1 = fmaxf(mt1, sc[n][2 + e]);
-                    }
+            uint32_t pa[FK / 16][4];
+            if constexpr (FAST) {
+                /* a tile wholly inside the sequence, unmasked and not causal
+                 * needs no checks */
+                if (mask || causal || j0 + FK > L)
+                    attn_mask<FK>(&sc[0][0], j0, L, mask ? mask + b : nullptr, causal, qi0, qi1, t);
+                attn_softmax<T, FK>(&sc[0][0], pa, m, l, &oacc[0][0], scale_log2);
             } else {
+                /* mask, scale (log2 domain), row max over the quad; a tile wholly
+                 * inside the sequence, unmasked and not causal needs no checks */
+                float mt0 = -INFINITY, mt1 = -INFINITY;
+                if (!mask && !causal && j0 + FK <= L) {
 #pragma unroll
-                for (int n = 0; n < FK / 8; n++) {
+                    for (int n = 0; n < FK / 8; n++)
 #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        int j = j0 + n * 8 + 2 * t + e;
-                        bool ok = j < L && (!mask || mask[b + j] != 0.0f);
-                        bool ok0 = ok && (!causal || j <= qi0), ok1 = ok && (!causal || j <= qi1);
-                        sc[n][e] = ok0 ? sc[n][e] * scale_log2 : -INFINITY;
-                        sc[n][2 + e] = ok1 ? sc[n][2 + e] * scale_log2 : -INFINITY;
-                        mt0 = fmaxf(mt0, sc[n][e]);
-                        mt1 = fmaxf(mt1, sc[n][2 + e]);
+                        for (int e = 0; e < 2; e++) {
+                            sc[n][e] *= scale_log2;
+                            sc[n][2 + e] *= scale_log2;
+                            mt0 = fmaxf(mt0, sc[n][e]);
+                            mt1 = fmaxf(mt1, sc[n][2 + e]);
+                        }
+                } else {
+#pragma unroll
+                    for (int n = 0; n < FK / 8; n++) {
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            int j = j0 + n * 8 + 2 * t + e;
+                            bool ok = j < L && (!mask || mask[b + j] != 0.0f);
+                            bool ok0 = ok && (!causal || j <= qi0), ok1 = ok && (!causal || j <= qi1);
+                            sc[n][e] = ok0 ? sc[n][e] * scale_log2 : -INFINITY;
+                            sc[n][2 + e] = ok1 ? sc[n][2 + e] * scale_log2 : -INFINITY;
+                            mt0 = fmaxf(mt0, sc[n][e]);
+                            mt1 = fmaxf(mt1, sc[n][2 + e]);
+                        }
                     }
                 }
-            }
-            mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 1));
-            mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 2));
-            mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 1));
-            mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 2));
-            float mn0 = fmaxf(m0, mt0), mn1 = fmaxf(m1, mt1);
-            /* a row with nothing valid yet keeps max -inf: use 0 so exp2 gives 0s */
-            float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
-            float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
-            m0 = mn0;
-            m1 = mn1;
-            float ps0 = 0, ps1 = 0;
-            uint32_t pa[FK / 16][4];
+                mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 1));
+                mt0 = fmaxf(mt0, __shfl_xor_sync(0xffffffffu, mt0, 2));
+                mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 1));
+                mt1 = fmaxf(mt1, __shfl_xor_sync(0xffffffffu, mt1, 2));
+                float mn0 = fmaxf(m[0], mt0), mn1 = fmaxf(m[1], mt1);
+                /* a row with nothing valid yet keeps max -inf: use 0 so exp2 gives 0s */
+                float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+                float corr0 = exp2f(m[0] - base0), corr1 = exp2f(m[1] - base1);
+                m[0] = mn0;
+                m[1] = mn1;
+                float ps0 = 0, ps1 = 0;
 #pragma unroll
-            for (int n = 0; n < FK / 8; n++) {
-                float p0 = exp2f(sc[n][0] - base0), p1 = exp2f(sc[n][1] - base0);
-                float p2 = exp2f(sc[n][2] - base1), p3 = exp2f(sc[n][3] - base1);
-                ps0 += p0 + p1;
-                ps1 += p2 + p3;
-                pa[n >> 1][(n & 1) * 2 + 0] = pack2<T>(p0, p1);
-                pa[n >> 1][(n & 1) * 2 + 1] = pack2<T>(p2, p3);
-            }
-            l0 = l0 * corr0 + ps0;
-            l1 = l1 * corr1 + ps1;
+                for (int n = 0; n < FK / 8; n++) {
+                    float p0 = exp2f(sc[n][0] - base0), p1 = exp2f(sc[n][1] - base0);
+                    float p2 = exp2f(sc[n][2] - base1), p3 = exp2f(sc[n][3] - base1);
+                    ps0 += p0 + p1;
+                    ps1 += p2 + p3;
+                    pa[n >> 1][(n & 1) * 2 + 0] = pack2<T>(p0, p1);
+                    pa[n >> 1][(n & 1) * 2 + 1] = pack2<T>(p2, p3);
+                }
+                l[0] = l[0] * corr0 + ps0;
+                l[1] = l[1] * corr1 + ps1;
 #pragma unroll
-            for (int n = 0; n < FD / 8; n++) {
-                oacc[n][0] *= corr0;
-                oacc[n][1] *= corr0;
-                oacc[n][2] *= corr1;
-                oacc[n][3] *= corr1;
+                for (int n = 0; n < FD / 8; n++) {
+                    oacc[n][0] *= corr0;
+                    oacc[n][1] *= corr0;
+                    oacc[n][2] *= corr1;
+                    oacc[n][3] *= corr1;
+                }
             }
             /* O[16 x 64] += P V: V's B fragments through ldmatrix.trans, two
              * 8-wide d tiles per x4 */
@@ -199,49 +211,52 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) k_attn_mma(T *o, long long l
         }
         __syncthreads();       /* this buffer is refilled two tiles on */
     }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    float inv0 = l0 > 0 ? 1.0f / l0 : 0.0f, inv1 = l1 > 0 ? 1.0f / l1 : 0.0f;
-    T *ob = o + h * FD + 2 * t;
-#pragma unroll
-    for (int n = 0; n < FD / 8; n++) {
-        if (qi0 < L)
-            *(uint32_t *)(ob + (long long)(b + qi0) * ld_o + n * 8) = pack2<T>(oacc[n][0] * inv0, oacc[n][1] * inv0);
-        if (qi1 < L)
-            *(uint32_t *)(ob + (long long)(b + qi1) * ld_o + n * 8) = pack2<T>(oacc[n][2] * inv1, oacc[n][3] * inv1);
-    }
+    attn_store<T>(o + (long long)b * ld_o + h * FD + 2 * t, ld_o, &oacc[0][0], l, qi0, qi1, L);
 }
 
 /* 8 warps (128 queries a block) once sequences pass 64 tokens, else 4. */
-template <typename T>
+template <typename T, bool FAST>
 static cudaError_t attn_launch(T *o, long long ld_o, const T *q, long long ld_q, const T *k, long long ld_k,
                                const T *v, long long ld_v, const float *mask, const int *seq_off, int n_seq,
                                int n_head, int group, int max_len, float sl2, int causal, cudaStream_t st)
 {
     if (max_len > 64) {
         dim3 grid((unsigned)((max_len + 127) / 128), (unsigned)n_head, (unsigned)n_seq);
-        k_attn_mma<T, 8><<<grid, 256, 0, st>>>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, group, sl2, causal);
+        k_attn_mma<T, 8, FAST><<<grid, 256, 0, st>>>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, group, sl2,
+                                                     causal);
     } else {
         dim3 grid((unsigned)((max_len + 63) / 64), (unsigned)n_head, (unsigned)n_seq);
-        k_attn_mma<T, 4><<<grid, 128, 0, st>>>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, group, sl2, causal);
+        k_attn_mma<T, 4, FAST><<<grid, 128, 0, st>>>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, group, sl2,
+                                                     causal);
     }
     return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t attn_variant(int variant, T *o, long long ld_o, const T *q, long long ld_q, const T *k,
+                                long long ld_k, const T *v, long long ld_v, const float *mask, const int *seq_off,
+                                int n_seq, int n_head, int group, int max_len, float sl2, int causal, cudaStream_t st)
+{
+    if (variant == 1 && sl2 > 0)
+        return attn_launch<T, true>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, n_seq, n_head, group, max_len,
+                                    sl2, causal, st);
+    return attn_launch<T, false>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, n_seq, n_head, group, max_len,
+                                 sl2, causal, st);
 }
 
 cudaError_t kn_mma_attention(int is_bf16, void *o, long long ld_o, const void *q, long long ld_q,
                              const void *k, long long ld_k, const void *v, long long ld_v, const float *mask,
                              const int *seq_off, int n_seq, int n_head, int group, int max_len, float scale,
-                             int causal, cudaStream_t st)
+                             int causal, int variant, cudaStream_t st)
 {
     float sl2 = scale * 1.4426950408889634f;
     if (is_bf16)
-        return attn_launch<__nv_bfloat16>((__nv_bfloat16 *)o, ld_o, (const __nv_bfloat16 *)q, ld_q,
-                                          (const __nv_bfloat16 *)k, ld_k, (const __nv_bfloat16 *)v, ld_v, mask,
-                                          seq_off, n_seq, n_head, group, max_len, sl2, causal, st);
-    return attn_launch<__half>((__half *)o, ld_o, (const __half *)q, ld_q, (const __half *)k, ld_k,
-                               (const __half *)v, ld_v, mask, seq_off, n_seq, n_head, group, max_len, sl2, causal, st);
+        return attn_variant<__nv_bfloat16>(variant, (__nv_bfloat16 *)o, ld_o, (const __nv_bfloat16 *)q, ld_q,
+                                           (const __nv_bfloat16 *)k, ld_k, (const __nv_bfloat16 *)v, ld_v, mask,
+                                           seq_off, n_seq, n_head, group, max_len, sl2, causal, st);
+    return attn_variant<__half>(variant, (__half *)o, ld_o, (const __half *)q, ld_q, (const __half *)k, ld_k,
+                                (const __half *)v, ld_v, mask, seq_off, n_seq, n_head, group, max_len, sl2, causal,
+                                st);
 }
 
 // --- fused SPLADE head ------------------------------------------------------

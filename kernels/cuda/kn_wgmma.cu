@@ -22,7 +22,20 @@
  * proxy and wgmma reads through the async proxy, hence fence.proxy.async
  * before the barrier that publishes a stage.
  *
- * What runs here: the fused SPLADE head (kn_mma.h). A GEMM with the bias
+ * What runs here: the fused SPLADE head and attention for head_dim 64
+ * (kn_mma.h). Attention on an H200, BERT-base shapes (12 heads, 128
+ * sequences), per layer against kn_mma.cu's first mma.sync kernel: 128
+ * tokens 0.052 ms against 0.061, 256 0.117 against 0.160, 512 0.334-0.344
+ * against 0.551. Tried there and not kept, as no faster (ms at 256
+ * tokens, each against this kernel in the same run): a persistent grid
+ * whose blocks load the next item's Q and tiles while finishing the
+ * current one (0.138-0.140 against 0.138 for the same code a block an
+ * item); issuing the next tile's S before this tile's P V
+ * (FlashAttention-3's intra-warpgroup overlap; 0.119 against 0.116); a
+ * lazy rescale of O, only when a row's max grows by more than 2^8 (0.120
+ * against 0.116); 128-key tiles with one warpgroup a block (0.130,
+ * with that overlap); in an earlier build, 3 stages (0.128 against 0.124)
+ * or one warpgroup a block (0.131). A GEMM with the bias
  * and exact-erf GELU in its epilogue was built on the same main loops and
  * measured slower than cuBLASLt plus a GELU pass (FFN-up + GELU at 32,768
  * tokens 0.399 ms against 0.370; QKV 0.252 against 0.198), so it was not
@@ -103,6 +116,65 @@ __device__ __forceinline__ void wg_mma(float *d, uint64_t da, uint64_t db)
     else
         asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" WG_R128 "}, %128, %129, 1, 1, 1, 0, 0;\n"
                      : WG_F64(0), WG_F64(64) : "l"(da), "l"(db));
+#endif
+}
+
+/* Descriptor of an N-major (transposed) 128-byte-swizzled B operand at s:
+ * rows of 64 16-bit values of N (128 bytes), one row a k, 8 rows an atom;
+ * the stride between atoms along k is 1,024 bytes. With N = 64 there is
+ * one atom along N, so the other offset is never used; both are set to
+ * 1,024 so that the layout does not hang on which field names which. */
+__device__ __forceinline__ uint64_t wg_desc_t(uint32_t s)
+{
+    return (uint64_t)((s & 0x3FFFF) >> 4) | ((uint64_t)(1024 >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+
+/* A descriptor for an address off16 x 16 bytes further: the start
+ * address sits in the low word and never carries out of it (shared
+ * memory is < 256 KB), so a 32-bit add does. */
+__device__ __forceinline__ uint64_t wg_desc_add(uint64_t d, uint32_t off16)
+{
+    return (d & 0xFFFFFFFF00000000ull) | (uint32_t)((uint32_t)d + off16);
+}
+
+#define WG_F32(i) WG_F8(i), WG_F8(i + 8), WG_F8(i + 16), WG_F8(i + 24)
+#define WG_R32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+
+/* d[32] = A(64 x 16) B(64 x 16)^T, both K-major in shared memory, plus d
+ * itself when acc != 0 (attention's S = Q K^T: the first k step starts
+ * the tile afresh instead of zeroing 32 registers). */
+template <typename T>
+__device__ __forceinline__ void wg_mma_ss64(float *d, uint64_t da, uint64_t db, int acc)
+{
+#ifdef KN_WGMMA
+    if constexpr (std::is_same<T, __nv_bfloat16>::value)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" WG_R32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                     : WG_F32(0) : "l"(da), "l"(db), "r"(acc));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {" WG_R32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                     : WG_F32(0) : "l"(da), "l"(db), "r"(acc));
+#endif
+}
+
+/* d[32] += A(64 x 16) B(16 x 64) with A in registers (a[4]: each warp's
+ * 16 rows in mma.sync's A fragment layout) and B N-major in shared memory
+ * (wg_desc_t): attention's O += P V, V's rows being the k of B. */
+template <typename T>
+__device__ __forceinline__ void wg_mma_rs_t(float *d, const uint32_t *a, uint64_t db)
+{
+#ifdef KN_WGMMA
+    if constexpr (std::is_same<T, __nv_bfloat16>::value)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" WG_R32 "}, {%32, %33, %34, %35}, %36, "
+                     "1, 1, 1, 1;\n"
+                     : WG_F32(0) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    else
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {" WG_R32 "}, {%32, %33, %34, %35}, %36, "
+                     "1, 1, 1, 1;\n"
+                     : WG_F32(0) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 #endif
 }
 
@@ -481,6 +553,160 @@ cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const v
                                              tmap_encode, n_sm, st);
     return splade_variant<__half>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, tmap_encode,
                                   n_sm, st);
+}
+
+// --- attention ----------------------------------------------------------------
+
+/* Tiles of k_attn_wgmma: 128 query rows a block (two warpgroups of 64),
+ * 64 keys a tile, 4 stages. */
+enum { ABM = 128, ABN = 64, ANST = 4, AKV = ABN * WROW /* bytes of K (or V) a stage */ };
+
+/* Shared memory of k_attn_wgmma: Q's 128 rows, then the stages of [K's 64
+ * rows][V's 64 rows], every row one head (64 values, 128 bytes) in the
+ * 128-byte swizzle; plus 1 KB to align the first row. 81 KB: two blocks
+ * an SM, as the registers (about 120 a thread) allow. */
+constexpr size_t attn_wg_smem() { return (size_t)(ABM + 2 * ANST * ABN) * WROW + 1024; }
+
+/* Attention for head_dim 64 (kn_mma.h's kn_mma_attention contract) on
+ * wgmma. A block owns 128 query rows of one (sequence, head), 64 a
+ * warpgroup, and streams the sequence's keys in tiles of 64 through 4
+ * stages filled by cp.async from all threads. Each tile: S = Q K^T (4
+ * wgmma k steps, Q and K read from shared memory), the online softmax of
+ * kn_ptx.cuh on S in registers (wgmma's accumulator layout is mma.sync's,
+ * so it is the mma.sync kernel's code), then O += P V with P as the A
+ * operand straight from registers and V read transposed (N-major) from
+ * the stage it landed in. The P V wgmmas of a tile run on while the next
+ * tile's S is issued, so a stage is refilled only a tile after its P V:
+ * copies run two tiles ahead. */
+template <typename T>
+__global__ void __launch_bounds__(256, 2)
+    k_attn_wgmma(T *o, long long ld_o, const T *q, long long ld_q, const T *k, long long ld_k, const T *v,
+                 long long ld_v, const float *mask, const int *seq_off, int group, float sl2, int causal)
+{
+#ifdef KN_WGMMA
+    constexpr int D = ANST - 2, RS = 256 / 8;  /* tiles loaded ahead; rows between a thread's copies */
+    extern __shared__ unsigned char wg_raw[];
+    unsigned char *Qs = (unsigned char *)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023), *KVs = Qs + ABM * WROW;
+    int s = blockIdx.z, h = blockIdx.y, kh = h / group;
+    int b = seq_off[s], L = seq_off[s + 1] - b;
+    int i0 = blockIdx.x * ABM;
+    if (i0 >= L)
+        return;
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const T *qb = q + (long long)b * ld_q + h * 64, *kb = k + (long long)b * ld_k + kh * 64;
+    const T *vb = v + (long long)b * ld_v + kh * 64;
+    /* thread tid copies 16-byte chunk c of rows r, r + RS, ... of Q and of
+     * each K and V tile, swizzled (chunk c of row r at c ^ (r % 8)), the
+     * same chunk for all of them; rows past the sequence are zero-filled */
+    const int c = tid & 7, r = tid >> 3, so = r * WROW + (c ^ (r & 7)) * 16;
+#pragma unroll
+    for (int i = 0; i < ABM / RS; i++) {
+        bool ok = i0 + r + RS * i < L;
+        cp16(Qs + so + i * RS * WROW, ok ? qb + (long long)(i0 + r + RS * i) * ld_q + c * 8 : qb, ok);
+    }
+    int jend = causal ? min(L, i0 + ABM) : L, n_tiles = (jend + ABN - 1) / ABN;
+    /* one cp.async group a tile, empty past the last; called in tile
+     * order, so the source pointers (row r of the next tile) just advance */
+    const T *kp = kb + (long long)r * ld_k + c * 8, *vp = vb + (long long)r * ld_v + c * 8;
+    const long long kstep = (long long)RS * ld_k, vstep = (long long)RS * ld_v;
+    auto load_kv = [&](int tile) {
+        if (tile < n_tiles) {
+            unsigned char *st = KVs + (tile % ANST) * 2 * AKV + so;
+#pragma unroll
+            for (int i = 0; i < ABN / RS; i++) {
+                bool ok = tile * ABN + r + RS * i < L;
+                cp16(st + i * RS * WROW, ok ? kp + i * kstep : kb, ok);
+                cp16(st + AKV + i * RS * WROW, ok ? vp + i * vstep : vb, ok);
+            }
+            kp += ABN / RS * kstep;
+            vp += ABN / RS * vstep;
+        }
+        cp_commit();
+    };
+#pragma unroll
+    for (int i = 0; i < D; i++)
+        load_kv(i);
+    int qi0 = i0 + wg * 64 + warp * 16 + g, qi1 = qi0 + 8;     /* this thread's two query rows */
+    /* a warpgroup whose rows are all past the sequence only helps load;
+     * causal: its last row bounds the keys it needs */
+    bool active = i0 + wg * 64 < L;
+    int wend = causal ? min(L, i0 + wg * 64 + 64) : L;
+    const float *mk = mask ? mask + b : nullptr;
+    float acc[32], m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        acc[i] = 0.0f;
+    /* the zeros in acc's own registers before the first wgmma: left to
+     * itself the compiler defines them later, inside the loop, and ptxas
+     * then serializes every wgmma (C7515) */
+    wg_pin<32>(acc);
+    uint32_t pa[ABN / 16][4];
+    /* the descriptors, made once: another stage or k step is an offset in
+     * 16-byte units in the start-address field */
+    const uint64_t dq = wg_desc(smem_addr(Qs) + wg * 64 * WROW), dk = wg_desc(smem_addr(KVs));
+    const uint64_t dv = wg_desc_t(smem_addr(KVs) + AKV);
+    for (int it = 0; it < n_tiles; it++) {
+        cp_wait<D - 1>();
+        fence_proxy_async();
+        /* tile it has landed, for every thread; every warpgroup has waited
+         * for its wgmmas of tile it - 2, whose stage this refills */
+        __syncthreads();
+        load_kv(it + D);
+        int j0 = it * ABN;
+        if (active && j0 < wend) {
+            uint32_t st = (uint32_t)((it % ANST) * (2 * AKV / 16));
+            float sc[ABN / 2];
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                wg_mma_ss64<T>(sc, wg_desc_add(dq, 2 * kk), wg_desc_add(dk, st + 2 * kk), kk);
+            wg_commit();
+            wg_wait<0>(); /* S, and the last tile's P V */
+            wg_pin<ABN / 2>(sc);
+            wg_pin<32>(acc);
+            if (mk || causal || j0 + ABN > L)
+                attn_mask<ABN>(sc, j0, L, mk, causal, qi0, qi1, t);
+            attn_softmax<T, ABN>(sc, pa, m, l, acc, sl2);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < ABN / 16; kk++)
+                wg_mma_rs_t<T>(acc, pa[kk], wg_desc_add(dv, st + kk * (16 * WROW / 16)));
+            wg_commit();
+        }
+    }
+    wg_wait<0>();
+    wg_pin<32>(acc);
+    cp_wait<0>();
+    attn_store<T>(o + (long long)b * ld_o + h * 64 + 2 * t, ld_o, acc, l, qi0, qi1, L);
+#endif
+}
+
+template <typename T>
+static cudaError_t attn_launch(void *o, long long ld_o, const void *q, long long ld_q, const void *k,
+                               long long ld_k, const void *v, long long ld_v, const float *mask, const int *seq_off,
+                               int n_seq, int n_head, int group, int max_len, float sl2, int causal, cudaStream_t st)
+{
+    size_t smem = attn_wg_smem();
+    cudaError_t e = cudaFuncSetAttribute(k_attn_wgmma<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return e;
+    dim3 grid((unsigned)((max_len + ABM - 1) / ABM), (unsigned)n_head, (unsigned)n_seq);
+    k_attn_wgmma<T><<<grid, 256, smem, st>>>((T *)o, ld_o, (const T *)q, ld_q, (const T *)k, ld_k, (const T *)v,
+                                             ld_v, mask, seq_off, group, sl2, causal);
+    return cudaGetLastError();
+}
+
+cudaError_t kn_wgmma_attention(int is_bf16, void *o, long long ld_o, const void *q, long long ld_q, const void *k,
+                               long long ld_k, const void *v, long long ld_v, const float *mask, const int *seq_off,
+                               int n_seq, int n_head, int group, int max_len, float scale, int causal,
+                               cudaStream_t st)
+{
+    float sl2 = scale * 1.4426950408889634f;
+    if (is_bf16)
+        return attn_launch<__nv_bfloat16>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, n_seq, n_head, group,
+                                          max_len, sl2, causal, st);
+    return attn_launch<__half>(o, ld_o, q, ld_q, k, ld_k, v, ld_v, mask, seq_off, n_seq, n_head, group, max_len, sl2,
+                               causal, st);
 }
 
 // --- availability -----------------------------------------------------------
