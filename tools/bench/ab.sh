@@ -1,0 +1,51 @@
+#!/bin/sh
+# ab.sh: wall-clock A/B of two lexis-lat binaries on one index and query set.
+#
+#   tools/bench/ab.sh [-r ROUNDS] [-k K] BASE_LAT NEW_LAT INDEX QUERIES.jsonl
+#
+# BASE_LAT and NEW_LAT are bench-lexis-lat binaries (make bench builds one as
+# build/release/bench-lexis-lat; for the base, build a worktree of the old
+# commit:  git worktree add /tmp/base OLD && make -C /tmp/base
+# build/release/bench-lexis-lat). The two run in turn, ROUNDS times each
+# (default 5), and each query's fastest time is kept per binary: on a
+# virtual machine whose speed moves by tens of percent from minute to minute,
+# the minimum over interleaved rounds is what stays put (back-to-back
+# means of one binary differed by up to 25% here; this tool run on one
+# binary against itself gave -0.5%, -0.3% and +0.1%). Prints
+# the mean of the minima for each binary and NEW's change against BASE.
+set -eu
+rounds=5 k=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -r) rounds=$2; shift 2 ;;
+    -k) k=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) break ;;
+    esac
+done
+if [ $# -ne 4 ]; then
+    echo "usage: ab.sh [-r ROUNDS] [-k K] BASE_LAT NEW_LAT INDEX QUERIES.jsonl" >&2
+    exit 2
+fi
+base=$1 new=$2 index=$3 queries=$4
+for f in "$base" "$new"; do
+    [ -x "$f" ] || { echo "ab.sh: $f is not an executable" >&2; exit 2; }
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+i=0
+while [ $i -lt "$rounds" ]; do
+    "$base" "$index" "$queries" -k "$k" >> "$tmp/base"
+    "$new" "$index" "$queries" -k "$k" >> "$tmp/new"
+    i=$((i + 1))
+done
+# lexis-lat prints: id <TAB> microseconds <TAB> hits
+awk -F'\t' -v k="$k" -v r="$rounds" '
+    FNR == 1 { f++ }
+    { key = f SUBSEP $1; if (!(key in m) || $2 < m[key]) m[key] = $2 }
+    END {
+        for (key in m) { split(key, p, SUBSEP); s[p[1]] += m[key]; n[p[1]]++ }
+        if (n[1] != n[2]) { print "ab.sh: the two runs answered different query sets" > "/dev/stderr"; exit 1 }
+        printf "k=%d, %d queries, fastest of %d rounds each: base %.2f us, new %.2f us (%+.1f%%)\n",
+               k, n[1], r, s[1] / n[1], s[2] / n[2], 100 * (s[2] / s[1] - 1)
+    }' "$tmp/base" "$tmp/new"
