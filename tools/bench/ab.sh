@@ -11,7 +11,8 @@
 # virtual machine whose speed moves by tens of percent from minute to minute,
 # the minimum over interleaved rounds is what stays put (back-to-back
 # means of one binary differed by up to 25% here; this tool run on one
-# binary against itself gave -0.5%, -0.3% and +0.1%). Prints
+# binary against itself gave -0.5%, -0.3% and +0.1%, and one change
+# measured -1.3% and +1.4% in two calls: take under 2% as noise). Prints
 # the mean of the minima for each binary and NEW's change against BASE.
 set -eu
 rounds=5 k=10
