@@ -81,27 +81,13 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         for (uint32_t i = first_ess; i < n; i++)
             qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
 
-        /* Every term essential: the marked documents are complete and go
-         * straight to t, in id order, raising its threshold as they enter. */
+        /* The marked documents in id order. With every term essential they
+         * are complete and go straight to t, raising its threshold as they
+         * enter; otherwise those that could enter with every non-essential
+         * term's bound added become the candidates (kept without a branch). */
+        const int complete = first_ess == 0;
+        const double rest = complete ? 0 : ub[first_ess - 1];
         const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
-        if (first_ess == 0) {
-            for (uint32_t w = 0; w < nwords; w++) {
-                uint64_t word = bits[w];
-                bits[w] = 0;
-                while (word) {
-                    uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
-                    word &= word - 1;
-                    qry_topk_push(t, base + d, acc[d]);
-                    acc[d] = 0;
-                    scored++;
-                }
-            }
-            continue;
-        }
-
-        /* The marked documents that could enter with every non-essential
-         * term's bound added, in id order (kept without a branch). */
-        const double rest = ub[first_ess - 1];
         uint32_t nc = 0;
         for (uint32_t w = 0; w < nwords; w++) {
             uint64_t word = bits[w];
@@ -109,10 +95,16 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
             while (word) {
                 uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
                 word &= word - 1;
-                cand[nc] = base + d;
-                cscore[nc] = acc[d];
+                double sc = acc[d];
                 acc[d] = 0;
-                nc += qry_topk_would_enter(t, cscore[nc] + rest);
+                if (complete) {
+                    qry_topk_push(t, base + d, sc);
+                    scored++;
+                    continue;
+                }
+                cand[nc] = base + d;
+                cscore[nc] = sc;
+                nc += qry_topk_would_enter(t, sc + rest);
             }
         }
 
