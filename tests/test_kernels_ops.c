@@ -319,6 +319,16 @@ static tcase *make_cases(int *n)
         if (wide) { c->kind[3] = K_VEC; c->sh[3][0] = C; }
         c->dsh[0] = T_; c->dsh[1] = C;
     }
+    {   /* the warp-a-row CUDA norm at four chunks a lane, the last partly
+         * past the row (125 chunks), and no residual */
+        tcase *c = &cs[k++];
+        c->name = "layernorm-1000";
+        c->a = (kn_op_args){.op = KN_OP_LAYERNORM, .eps = 1e-12f};
+        c->kind[0] = K_MAT; c->sh[0][0] = T_; c->sh[0][1] = 1000;
+        c->kind[2] = K_VEC; c->sh[2][0] = 1000;
+        c->kind[3] = K_VEC; c->sh[3][0] = 1000;
+        c->dsh[0] = T_; c->dsh[1] = 1000;
+    }
     for (int res = 0; res < 2; res++) {
         tcase *c = &cs[k++];
         c->name = res ? "layernorm+residual" : "layernorm";
@@ -538,12 +548,15 @@ static void test_cuda_equals_reference(void **state)
     /* every fused SPLADE kernel and every head_dim-64 attention kernel, not
      * only the ones the device picks: kn_mma.cu's mma.sync ones (SPLADE 5,
      * 1; attention 1, 2) and kn_wgmma.cu's (SPLADE 10-12, attention 10),
-     * which fall back to mma.sync where the device has no wgmma */
+     * which fall back to mma.sync where the device has no wgmma; and the
+     * norms' block-a-row kernel (LX_CUDA_NORM=1) where the warp-a-row one
+     * is the default */
     static const struct { const char *var, *val; kn_op op; } kernel_choice[] = {
         {"LX_CUDA_SPLADE", "5", KN_OP_SPLADE_POOL},  {"LX_CUDA_SPLADE", "1", KN_OP_SPLADE_POOL},
         {"LX_CUDA_SPLADE", "10", KN_OP_SPLADE_POOL}, {"LX_CUDA_SPLADE", "11", KN_OP_SPLADE_POOL},
         {"LX_CUDA_SPLADE", "12", KN_OP_SPLADE_POOL}, {"LX_CUDA_ATTN", "1", KN_OP_ATTENTION},
         {"LX_CUDA_ATTN", "2", KN_OP_ATTENTION},      {"LX_CUDA_ATTN", "10", KN_OP_ATTENTION},
+        {"LX_CUDA_NORM", "1", KN_OP_LAYERNORM},      {"LX_CUDA_NORM", "1", KN_OP_RMSNORM},
     };
     for (size_t v = 0; v < sizeof kernel_choice / sizeof *kernel_choice; v++) {
         kn_backend *g2;
