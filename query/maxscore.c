@@ -4,8 +4,9 @@
  * bounds of terms 0..i. Once the top-k threshold reaches ub[i], a document
  * matching only terms 0..i cannot enter, so those terms become
  * "non-essential": candidates come only from the essential terms, and a
- * non-essential term is looked up (next_geq) only while the candidate's
- * partial score plus the remaining bounds could still beat the threshold.
+ * non-essential term is looked up (qry_cursor_add_matches) only while the
+ * candidate's partial score plus the remaining bounds could still beat the
+ * threshold.
  *
  * Candidates are gathered a window of QRY_WINDOW doc ids at a time, term at
  * a time (as Lucene's MaxScore does): each essential term adds its scores
@@ -16,15 +17,18 @@
  * cannot enter even with every smaller term. A pass is one cursor walking
  * forward over sorted doc ids in a tight loop, instead of a call per
  * (candidate, term); what it costs is that the threshold does not rise
- * within a window (its documents enter at the end), which QRY_FIRST_WINDOW's
- * small first windows make up for. While every term is essential there
- * is nothing to look up, and the marked documents go straight to the top k
- * (the list cost SciFact's top-1000 6% in time). The partition into essential and
- * non-essential terms is fixed for a window (a term's scores are in the
- * accumulator or looked up, never both) and recomputed between windows as
- * the threshold rises. Scores are double sums of the float term scores in
- * one fixed order (essential terms, then non-essential ones by falling
- * bound), the same whichever candidates a pass drops.
+ * within such a window (its documents enter the top k at its end). While
+ * every term is essential there is nothing to look up, and the marked
+ * documents go straight to the top k, raising the threshold as they enter
+ * (the list cost SciFact's top-1000 6% in time). The partition into
+ * essential and non-essential terms is fixed for a window (a term's scores
+ * are in the accumulator or looked up, never both) and recomputed between
+ * windows as the threshold rises. A document's score is the double sum of
+ * its float term scores, added in an order that depends on the window's
+ * partition; a double holds such a sum exactly while the term scores span
+ * less than about 2^21 (53 bits against the floats' 24 and a few bits of
+ * carries), so the order cannot change it and every algorithm, the
+ * exhaustive oracle included, gives the same scores.
  */
 #include "query_impl.h"
 
@@ -111,13 +115,16 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
             }
         }
 
-        /* Non-essential terms, largest bound first, a term at a time. */
+        /* Non-essential terms, largest bound first, a term at a time; the
+         * candidates that reach the last pass are fully scored, whether or
+         * not they then enter t. */
         for (uint32_t i = first_ess; i-- > 0 && nc;) {
+            if (i == 0)
+                scored += nc;
             nc = qry_cursor_add_matches(cs[i], cand, cscore, nc, t, i ? ub[i - 1] : 0);
         }
         for (uint32_t j = 0; j < nc; j++)
             qry_topk_push(t, cand[j], cscore[j]);
-        scored += nc;
     }
     return scored;
 }

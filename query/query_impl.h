@@ -91,11 +91,12 @@ struct qry_topk;
 void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
                                 const struct qry_topk *t, double rest);
 
-/* For each docs[j] (increasing), adds this term's score to scores[j] where
- * the term has that doc, moving forward as next_geq would, and keeps the
+/* For each docs[j] (increasing, and none below the docs of earlier calls:
+ * the cursor only moves forward), adds this term's score to scores[j] where
+ * the term has that doc, moving as next_geq would, and keeps the
  * candidates whose score plus below could still enter t, in order (docs
- * and scores compacted in place). Returns how many were kept. */
-struct qry_topk;
+ * and scores, borrowed from the caller, compacted in place). Returns how
+ * many were kept. */
 uint32_t qry_cursor_add_matches(qry_cursor *c, uint32_t *docs, double *scores, uint32_t n,
                                 const struct qry_topk *t, double below);
 
