@@ -90,8 +90,9 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
          * enter; otherwise those that could enter with every non-essential
          * term's bound added become the candidates (kept without a branch).
          * The score goes through a register: storing it into cscore[nc] and
-         * reading it back for the test put a store-to-load forward on the
-         * loop's carried dependency (nc), 18% of debpkgs' top-10 time. */
+         * reading it back for the test cost 18% of debpkgs' top-10 time
+         * (measured; the likely cause, not measured here: a store-to-load
+         * forward on the loop's carried dependency, nc). */
         const int complete = first_ess == 0;
         const double rest = complete ? 0 : ub[first_ess - 1];
         const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
