@@ -65,18 +65,26 @@ static void cursor_decode(qry_cursor *c)
     c->doc = c->docs[0];
 }
 
-/* Moves to the next block (of this list or the next list) and decodes it. */
-static void cursor_next_block(qry_cursor *c)
+/* Moves to the next block (of this list or the next list) without decoding
+ * it. Returns 0, the cursor exhausted (doc QRY_END), after the last one. */
+static inline int cursor_step_block(qry_cursor *c)
 {
     if (++c->bi == c->pl->nblocks) {
         if (++c->li == c->nlists) {
             c->doc = QRY_END;
-            return;
+            return 0;
         }
         c->pl = &c->lists[c->li];
         c->bi = 0;
     }
-    cursor_decode(c);
+    return 1;
+}
+
+/* Moves to the next block and decodes it. */
+static void cursor_next_block(qry_cursor *c)
+{
+    if (cursor_step_block(c))
+        cursor_decode(c);
 }
 
 static inline void cursor_skip_deleted(qry_cursor *c)
@@ -325,14 +333,8 @@ static inline int block_live(const qry_cursor *c, const idx_plist *pl, uint32_t 
 static void cursor_next_live_block(qry_cursor *c, uint32_t end, const qry_topk *t, double rest)
 {
     for (;;) {
-        if (++c->bi == c->pl->nblocks) {
-            if (++c->li == c->nlists) {
-                c->doc = QRY_END;
-                return;
-            }
-            c->pl = &c->lists[c->li];
-            c->bi = 0;
-        }
+        if (!cursor_step_block(c))
+            return;
         uint32_t first = c->bi ? idx_block_last(c->pl, c->bi - 1) + 1 : c->pl->seg_base;
         if (first >= end || block_live(c, c->pl, c->bi, t, rest))
             break;
