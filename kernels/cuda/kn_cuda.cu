@@ -250,14 +250,6 @@ __device__ __forceinline__ float row_sum(float v, float *part, int wpr)
     return s;
 }
 
-/* Layer norm for 16-bit rows of C <= 8192 (C % 8 == 0): blockDim.x
- * threads (C / 8 rounded up to a warp) per row, one 16-byte chunk of x and
- * one of the residual each, blockDim.y rows a block. Every chunk of a row
- * is loaded at once, so a block keeps several KB in flight: one warp per
- * row looping over its chunks left the kernel latency-bound at a third of
- * the memory bandwidth. The row lives in registers; dst may alias x or res.
- * Two-pass mean and variance, each a warp sum plus one exchange through
- * shared memory. */
 /* The normalized chunk of 8: (v - mean) * inv * g (+ b), one 16-byte store
  * (g, b: the chunk's 8 weights, 16-byte aligned; b may be null). */
 template <typename T>
@@ -333,6 +325,14 @@ __global__ void __launch_bounds__(256) k_norm_warp(T *y, long long ld_y, const T
     }
 }
 
+/* Layer norm for 16-bit rows of C <= 8192 (C % 8 == 0): blockDim.x
+ * threads (C / 8 rounded up to a warp) per row, one 16-byte chunk of x and
+ * one of the residual each, blockDim.y rows a block. Every chunk of a row
+ * is loaded at once, so a block keeps several KB in flight: one warp per
+ * row looping over its chunks left the kernel latency-bound at a third of
+ * the memory bandwidth. The row lives in registers; dst may alias x or res.
+ * Two-pass mean and variance, each a warp sum plus one exchange through
+ * shared memory. */
 template <typename T>
 __global__ void k_norm_vec(T *y, long long ld_y, const T *x, long long ld_x, const T *res, long long ld_r,
                            const float *g, const float *b, int C, float eps, int rms, long long R)
@@ -1154,6 +1154,13 @@ static void cuda_close(void *ctx)
     free(cx);
 }
 
+/* A kernel-choice variable (cuda_ctx's *_mode / *_variant): 0 when unset. */
+static int env_int(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? atoi(v) : 0;
+}
+
 extern "C" int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn_backend_params *p,
                                     char *err, size_t errlen)
 {
@@ -1189,14 +1196,10 @@ extern "C" int kn_cuda_backend_init(struct kn_backend_i *i, void **ctx, const kn
         cudaGetLastError();
     }
     cudaDeviceGetAttribute(&cx->n_sm, cudaDevAttrMultiProcessorCount, p->device);
-    const char *gm = getenv("LX_CUDA_GEMM");
-    cx->gemm_mode = gm ? atoi(gm) : 0;
-    const char *sv = getenv("LX_CUDA_SPLADE");
-    cx->splade_variant = sv ? atoi(sv) : 0;
-    const char *av = getenv("LX_CUDA_ATTN");
-    cx->attn_variant = av ? atoi(av) : 0;
-    const char *nv = getenv("LX_CUDA_NORM");
-    cx->norm_variant = nv ? atoi(nv) : 0;
+    cx->gemm_mode = env_int("LX_CUDA_GEMM");
+    cx->splade_variant = env_int("LX_CUDA_SPLADE");
+    cx->attn_variant = env_int("LX_CUDA_ATTN");
+    cx->norm_variant = env_int("LX_CUDA_NORM");
     cx->has_wgmma = kn_wgmma_available(cx->stream, &cx->tmap_encode);
     i->name = "cuda";
     i->device = KN_DEV_CUDA;
