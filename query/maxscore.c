@@ -14,9 +14,11 @@
  * could still enter become a candidate list, and the non-essential terms are
  * then looked up a term at a time too, the largest bound first: each pass
  * adds one term's score where it matches and drops the candidates that
- * cannot enter even with every smaller term. A pass is one cursor walking
- * forward over sorted doc ids in a tight loop, instead of a call per
- * (candidate, term); what it costs is that the threshold does not rise
+ * cannot enter even with every smaller term. A pass scatters the term's
+ * tfs over the candidates' range into a byte a document and reads each
+ * candidate's there, with no branch on whether it matches (or, where it
+ * cannot scatter, walks the cursor forward over the sorted candidates);
+ * what it costs is that the threshold does not rise
  * within such a window (its documents enter the top k at its end). While
  * every term is essential there is nothing to look up, and the marked
  * documents go straight to the top k, raising the threshold as they enter
@@ -122,7 +124,7 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         for (uint32_t i = first_ess; i-- > 0 && nc;) {
             if (i == 0)
                 scored += nc;
-            nc = qry_cursor_add_matches(cs[i], cand, cscore, nc, t, i ? ub[i - 1] : 0);
+            nc = qry_cursor_add_matches(cs[i], cand, cscore, nc, t, i ? ub[i - 1] : 0, base, wd->tf);
         }
         for (uint32_t j = 0; j < nc; j++)
             qry_topk_push(t, cand[j], cscore[j]);

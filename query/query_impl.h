@@ -93,12 +93,14 @@ void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, doub
 
 /* For each docs[j] (increasing, and none below the docs of earlier calls:
  * the cursor only moves forward), adds this term's score to scores[j] where
- * the term has that doc, moving as next_geq would, and keeps the
- * candidates whose score plus below could still enter t, in order (docs
- * and scores, borrowed from the caller, compacted in place). Returns how
- * many were kept. */
+ * the term has that doc, and keeps the candidates whose score plus below
+ * could still enter t, in order (docs and scores, borrowed from the caller,
+ * compacted in place). Returns how many were kept. The docs lie in
+ * [base, base + QRY_WINDOW); tfwin (QRY_WINDOW bytes, the caller's, zero on
+ * entry and on return) is where the term's tfs are scattered when its
+ * blocks allow (cursor.c), else the cursor moves as next_geq would. */
 uint32_t qry_cursor_add_matches(qry_cursor *c, uint32_t *docs, double *scores, uint32_t n,
-                                const struct qry_topk *t, double below);
+                                const struct qry_topk *t, double below, uint32_t base, uint8_t *tfwin);
 
 /* Block-max: moves the shallow position to the block that could hold d
  * (never backwards) without decoding; then block_last / block_bound describe
@@ -160,6 +162,7 @@ typedef struct qry_window {
     uint64_t bits[QRY_WINDOW / 64];
     uint32_t cand[QRY_WINDOW];       /* a window's candidates (scratch) */
     double cscore[QRY_WINDOW];
+    uint8_t tf[QRY_WINDOW];          /* add_matches' scatter array */
 } qry_window;
 uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *win);
 uint64_t qry_run_wand(qry_cursor **cs, uint32_t n, qry_topk *t);
