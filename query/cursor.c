@@ -235,6 +235,37 @@ static int scatter_plan(const qry_cursor *c, uint32_t lo, uint32_t hi, uint32_t 
     return 1;
 }
 
+/* add_matches' second half: each candidate's tf from tfwin, its score
+ * added (with a branch on the match when sparse, else without), the
+ * candidates that can still enter kept. Inlined into two copies. */
+static inline __attribute__((always_inline)) uint32_t
+scatter_read(const qry_cursor *c, const idx_plist *pl, uint32_t *docs, double *scores, uint32_t n,
+             double threshold, double below, uint32_t base, const uint8_t *tfwin, const int sparse)
+{
+    const qry_scorer *sc = c->sc;
+    const float w = c->weight;
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t d = docs[j], tf = tfwin[d - base];
+        double s = scores[j];
+        if (sparse) {
+            if (tf)
+                s += w * idx_bm25_tfnorm_k(tf, qry_scorer_norm(sc, idx_plist_doclen(pl, d)));
+        } else {
+            /* At tf 0 the norm gets 1 more ((tf - 1) >> 31 is 1 there, 0
+             * for tf 1..255), so the score is 0 / (0 + norm + 1) = 0, never
+             * 0 / 0 (norm is 0 when k1 is). Arithmetic on purpose: gcc
+             * compiled "tf ? f : 0" and "(float)(tf == 0)" into branches. */
+            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, d)) + (float)((tf - 1) >> 31);
+            s += w * idx_bm25_tfnorm_k(tf, norm);
+        }
+        docs[m] = d;
+        scores[m] = s;
+        m += s + below > threshold;
+    }
+    return m;
+}
+
 /* add_matches by scattering: the term's tfs from blocks b0..b1 that fall in
  * [docs[0], docs[n - 1]] go into tfwin (indexed by doc - base), then each
  * candidate reads its tf there, 0 where the term lacks it. No branch
@@ -273,18 +304,12 @@ static uint32_t add_matches_scatter(qry_cursor *c, uint32_t b0, uint32_t b1, uin
         else
             c->doc = c->docs[c->pos];
     }
-    const qry_scorer *sc = c->sc;
-    const float w = c->weight;
-    uint32_t m = 0;
-    for (uint32_t j = 0; j < n; j++) {
-        uint32_t d = docs[j], tf = tfwin[d - base];
-        double s = scores[j];
-        float f = w * idx_bm25_tfnorm_k(tf, qry_scorer_norm(sc, idx_plist_doclen(pl, d)));
-        s += tf ? f : 0.0f;         /* f may be NaN at tf 0 (norm 0 when k1 = 0) */
-        docs[m] = d;
-        scores[m] = s;
-        m += s + below > threshold;
-    }
+    /* Where few candidates can match (the term covers under an eighth of
+     * their range) a branch on the match is well predicted and saves the
+     * division; elsewhere it is the mispredictions this pass avoids. */
+    uint32_t m = visited * 8 < hi - lo + 1U
+        ? scatter_read(c, pl, docs, scores, n, threshold, below, base, tfwin, 1)
+        : scatter_read(c, pl, docs, scores, n, threshold, below, base, tfwin, 0);
     memset(tfwin + (lo - base), 0, hi - lo + 1);
     return m;
 }
