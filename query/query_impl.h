@@ -118,8 +118,10 @@ typedef struct qry_topk_entry {
 
 /* Up to this k a heap, above it a buffer with selection (topk.c). */
 #define QRY_TOPK_HEAP_MAX 128
-/* Entries a top-k of k needs room for. */
-#define QRY_TOPK_ROOM(k) (2 * (k) + 16)
+/* Entries a top-k of k needs room for: a buffer of QRY_TOPK_BUFFER(k)
+ * candidates, then room for as many doubles (the selection's scratch). */
+#define QRY_TOPK_BUFFER(k) (2 * (k) + 16)
+#define QRY_TOPK_ROOM(k) (QRY_TOPK_BUFFER(k) + ((k) + 8))
 
 typedef struct qry_topk {
     qry_topk_entry *e;        /* candidates, QRY_TOPK_ROOM(k); caller's memory */
