@@ -125,13 +125,15 @@ static void insertion_sort(qry_topk_entry *e, uint32_t lo, uint32_t hi)
         }                                                                   \
     } while (0)
 
-/* The k-th largest of s[0..n) (1 <= k <= n), reordering s: a quickselect
- * on bare doubles whose partitions do not branch on the values. Each round
- * takes a median-of-three pivot p, moves the values above p to the front
- * and, when the k-th is not among them, the values equal to p next, so
- * every round either answers p or shrinks the range (ties cannot stall
- * it). */
-static double kth_largest(double *s, uint32_t n, uint32_t k)
+/* The k-th largest of s[0..n) (1 <= k <= n), reordering s, and in *above
+ * how many values exceed it: a quickselect on bare doubles whose
+ * partitions do not branch on the values. Each round takes a
+ * median-of-three pivot p, moves the values above p to the front and,
+ * when the k-th is not among them, the values equal to p next, so every
+ * round either answers p or shrinks the range (ties cannot stall it).
+ * Everything left of the range exceeds the answer and everything right of
+ * it falls below. */
+static double kth_largest(double *s, uint32_t n, uint32_t k, uint32_t *above)
 {
     uint32_t lo = 0, hi = n, want = k - 1;      /* want: an index in [lo, hi) */
     while (hi - lo > 16) {
@@ -144,8 +146,10 @@ static double kth_largest(double *s, uint32_t n, uint32_t k)
             continue;
         }
         PARTITION_FRONT(s, gt, hi, eq, x_ == p);
-        if (want < eq)
+        if (want < eq) {
+            *above = gt;
             return p;
+        }
         lo = eq;
     }
     for (uint32_t i = lo + 1; i < hi; i++) {    /* descending */
@@ -157,27 +161,59 @@ static double kth_largest(double *s, uint32_t n, uint32_t k)
         }
         s[j] = x;
     }
+    uint32_t first = want;
+    while (first > lo && s[first - 1] == s[want])
+        first--;
+    *above = first;
     return s[want];
 }
 
+/* Scores the selection samples to bracket the k-th best, and how far to
+ * each side of its rank in the sample the brackets go (about two standard
+ * deviations of that rank). */
+#define SELECT_SAMPLE 63
+#define SELECT_MARGIN 8
+
 /* Keeps the k best of e[0..n) (k < n) in e[0..k), in their order, using
- * scratch (room for n doubles): the k-th best score is found on a copy of
- * the scores, then one pass keeps every entry above it and, of those at
- * it, the first ones. Entries stay in arrival order, which is doc-id order
- * (every algorithm hands documents over that way, and this pass keeps the
- * order of what it keeps), so the first at the k-th score are those of
- * lowest doc id, as a full sort by (score desc, doc id asc) would keep.
- * Neither pass branches on the scores: a quickselect of the entries by
- * better() mispredicted so often that it was 33% of SciFact's top-1000
- * time (cpu-clock profile). */
+ * scratch (room for n doubles). The k-th best score is found first: two
+ * scores of an evenly spread sample bracket it, one pass counts the scores
+ * above the bracket and copies those inside it, and a quickselect finds it
+ * there (on all the scores when the bracket missed, one time in twenty or
+ * so). Then one pass keeps every entry above it and, of those at it, the
+ * first ones. Entries stay in arrival order, which is doc-id order (every
+ * algorithm hands documents over that way, and this pass keeps the order
+ * of what it keeps), so the first at the k-th score are those of lowest
+ * doc id, as a full sort by (score desc, doc id asc) would keep. No pass
+ * branches on the scores: a quickselect of the entries by better()
+ * mispredicted so often that it was 33% of SciFact's top-1000 time
+ * (cpu-clock profile); quickselecting a copy of all the scores was 22%. */
 static void select_best(qry_topk_entry *e, uint32_t n, uint32_t k, double *scratch)
 {
-    for (uint32_t i = 0; i < n; i++)
-        scratch[i] = e[i].score;
-    double kth = kth_largest(scratch, n, k);
-    uint32_t above = 0;
-    for (uint32_t i = 0; i < n; i++)
-        above += e[i].score > kth;
+    double sample[SELECT_SAMPLE];
+    for (uint32_t j = 0; j < SELECT_SAMPLE; j++)
+        sample[j] = e[(uint64_t)j * n / SELECT_SAMPLE].score;
+    uint32_t rank = (uint32_t)((uint64_t)k * SELECT_SAMPLE / n), unused;
+    uint32_t r_hi = rank > SELECT_MARGIN ? rank - SELECT_MARGIN : 0;
+    uint32_t r_lo = rank + SELECT_MARGIN < SELECT_SAMPLE ? rank + SELECT_MARGIN : SELECT_SAMPLE - 1;
+    double top = kth_largest(sample, SELECT_SAMPLE, r_hi + 1, &unused);
+    double bottom = kth_largest(sample, SELECT_SAMPLE, r_lo + 1, &unused);
+    uint32_t over = 0, nb = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double x = e[i].score;
+        over += x > top;
+        scratch[nb] = x;
+        nb += (x <= top) & (x >= bottom);
+    }
+    double kth;
+    uint32_t above;
+    if (over < k && over + nb >= k) {
+        kth = kth_largest(scratch, nb, k - over, &above);
+        above += over;
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            scratch[i] = e[i].score;
+        kth = kth_largest(scratch, n, k, &above);
+    }
     uint32_t at = k - above, m = 0;             /* how many at kth to keep */
     for (uint32_t i = 0; i < n; i++) {
         qry_topk_entry x = e[i];
