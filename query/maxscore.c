@@ -36,12 +36,15 @@
 
 #include <stdlib.h>
 
-/* Windows are QRY_WINDOW (query_impl.h) doc ids, but the first ones run
- * before the threshold means anything (every term essential): 512, 1024,
- * 2048 doc ids, then QRY_WINDOW. A threshold from the first 512 documents
- * already prunes the rest: -2.3% instructions at k=10 on the Debian corpus
- * (256 and 1024 did no better; k=1000 and the synthetic 2M corpus
- * unchanged within 0.1%). */
+/* Windows start at 512 doc ids and double up to QRY_WINDOW (query_impl.h):
+ * the first ones run before the threshold means anything (every term
+ * essential), and a threshold from the first 512 documents already prunes
+ * the rest (-2.3% instructions at k=10 on the Debian corpus; 256 and 1024
+ * did no better). Later windows are large because every window costs
+ * each essential term a call and each term a partition check: with 4,096
+ * doc ids at most, a 2-million-document corpus ran 490 windows a query
+ * (32,768 against 4,096, ab.sh: synth2m -8.6%, debpkgs -2.8%, SciFact
+ * -1.4%; 65,536 no better, 131,072 worse on synth2m). */
 #define QRY_FIRST_WINDOW 512
 
 static int by_bound(const void *a, const void *b)

@@ -155,10 +155,10 @@ static inline int qry_topk_would_enter(const qry_topk *t, double score)
 /* Each runs over cursors[0..n) (positioned on their first postings) and
  * fills t. Returns documents fully scored. */
 uint64_t qry_run_exhaustive(qry_cursor **cs, uint32_t n, qry_topk *t);
-/* MaxScore's window accumulators (maxscore.c). Owned by the engine and all
- * zero between runs: a run clears every entry it touched, so no query pays
- * for clearing 32 KB it mostly does not use. */
-#define QRY_WINDOW 4096
+/* MaxScore's window accumulators (maxscore.c), 676 KB. Owned by the
+ * engine and all zero between runs: a run clears every entry it touched,
+ * so no query pays for clearing what it does not use. */
+#define QRY_WINDOW 32768
 typedef struct qry_window {
     double acc[QRY_WINDOW];
     uint64_t bits[QRY_WINDOW / 64];
