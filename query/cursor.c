@@ -372,10 +372,25 @@ uint32_t qry_cursor_add_matches(qry_cursor *c, uint32_t *docs, double *scores, u
     return m;
 }
 
-/* Adds the decoded block's postings below end into acc and bits, in one
- * tight loop. Returns 1 when the block is used up (the caller moves on),
- * else leaves the cursor on the first doc >= end and returns 0. */
-static inline int accumulate_block(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits)
+/* Where a window pass's postings go: into acc and bits (accumulate), or,
+ * where the window has one essential term, straight into the candidate
+ * list (collect: each score s kept when s + rest could enter t, as
+ * maxscore.c's extraction would keep it). */
+typedef struct window_sink {
+    double *acc;
+    uint64_t *bits;
+    uint32_t *cand;
+    double *cscore;
+    uint32_t n;
+    double rest, threshold;
+} window_sink;
+
+/* Passes the decoded block's postings below end to the sink, in one tight
+ * loop. Returns 1 when the block is used up (the caller moves on), else
+ * leaves the cursor on the first doc >= end and returns 0. Inlined into
+ * one copy a sink. */
+static inline __attribute__((always_inline)) int pass_block(qry_cursor *c, uint32_t base, uint32_t end,
+                                                            window_sink *k, const int collect)
 {
     const qry_scorer *sc = c->sc;
     float w = c->weight;
@@ -396,11 +411,26 @@ static inline int accumulate_block(qry_cursor *c, uint32_t base, uint32_t end, d
         }
         stop = lo;
     }
-    for (; pos < stop; pos++) {
-        uint32_t doc = docs[pos], d = doc - base;
-        float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
-        acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
-        bits[d >> 6] |= (uint64_t)1 << (d & 63);
+    if (collect) {
+        uint32_t m = k->n;
+        const double rest = k->rest, threshold = k->threshold;
+        for (; pos < stop; pos++) {
+            uint32_t doc = docs[pos];
+            double sc_ = w * idx_bm25_tfnorm_k(tfs[pos], qry_scorer_norm(sc, idx_plist_doclen(pl, doc)));
+            k->cand[m] = doc;
+            k->cscore[m] = sc_;
+            m += sc_ + rest > threshold;
+        }
+        k->n = m;
+    } else {
+        double *acc = k->acc;
+        uint64_t *bits = k->bits;
+        for (; pos < stop; pos++) {
+            uint32_t doc = docs[pos], d = doc - base;
+            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
+            acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
+            bits[d >> 6] |= (uint64_t)1 << (d & 63);
+        }
     }
     c->postings += pos - c->pos;
     c->pos = pos;
@@ -421,7 +451,8 @@ void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *a
             qry_cursor_next(c);
             continue;
         }
-        if (accumulate_block(c, base, end, acc, bits))
+        window_sink k = { .acc = acc, .bits = bits };
+        if (pass_block(c, base, end, &k, 0))
             cursor_next_block(c);
     }
 }
@@ -461,12 +492,18 @@ static void cursor_next_live_block(qry_cursor *c, uint32_t end, const qry_topk *
     cursor_decode(c);
 }
 
-void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
-                                const qry_topk *t, double rest)
+/* The window's postings of c to the sink, passing over the blocks that
+ * can not hold a document of the top k (bound + rest not above t's
+ * threshold). No deletions pending (the caller checks). */
+static inline __attribute__((always_inline)) void pass_live(qry_cursor *c, uint32_t base, uint32_t end,
+                                                            const qry_topk *t, double rest, window_sink *k,
+                                                            const int collect)
 {
     /* bounds are >= 0: below rest no block can be passed over */
-    if (c->has_deletes || qry_topk_would_enter(t, rest)) {
-        qry_cursor_accumulate(c, base, end, acc, bits);
+    if (qry_topk_would_enter(t, rest)) {
+        while (c->doc < end)
+            if (pass_block(c, base, end, k, collect))
+                cursor_next_block(c);
         return;
     }
     while (c->doc < end) {
@@ -474,10 +511,29 @@ void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, doub
             cursor_next_live_block(c, end, t, rest);
             continue;
         }
-        if (!accumulate_block(c, base, end, acc, bits))
+        if (!pass_block(c, base, end, k, collect))
             return;
         cursor_next_live_block(c, end, t, rest);
     }
+}
+
+void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
+                                const qry_topk *t, double rest)
+{
+    if (c->has_deletes) {
+        qry_cursor_accumulate(c, base, end, acc, bits);
+        return;
+    }
+    window_sink k = { .acc = acc, .bits = bits };
+    pass_live(c, base, end, t, rest, &k, 0);
+}
+
+uint32_t qry_cursor_collect(qry_cursor *c, uint32_t base, uint32_t end, uint32_t *cand, double *cscore,
+                            const qry_topk *t, double rest)
+{
+    window_sink k = { .cand = cand, .cscore = cscore, .rest = rest, .threshold = t->threshold };
+    pass_live(c, base, end, t, rest, &k, 1);
+    return k.n;
 }
 
 void qry_cursor_shallow_geq(qry_cursor *c, uint32_t d)

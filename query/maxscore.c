@@ -11,7 +11,8 @@
  * Candidates are gathered a window of QRY_WINDOW doc ids at a time, term at
  * a time (as Lucene's MaxScore does): each essential term adds its scores
  * into an accumulator array and marks a bitset. The marked documents that
- * could still enter become a candidate list, and the non-essential terms are
+ * could still enter become a candidate list (with a single essential term,
+ * its postings become the list as they are read), and the non-essential terms are
  * then looked up a term at a time too, the largest bound first: each pass
  * adds one term's score where it matches and drops the candidates that
  * cannot enter even with every smaller term. A pass scatters the term's
@@ -53,12 +54,55 @@ static int by_bound(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Accumulates the essential terms cs[first_ess..n) over [base, end), term
+ * at a time, into wd's acc and bits; a block of term i is passed over when
+ * its bound plus every other term's can not beat the threshold
+ * (ub[n - 1] - max_i: the others' sum). Then takes the marked documents in
+ * id order. With every term essential they are complete and go straight
+ * to t, raising its threshold as they enter (counted in *scored), and 0 is
+ * returned; otherwise those that could enter with every non-essential
+ * term's bound added become the candidates (kept without a branch), and
+ * their count is returned. The score goes through a register: storing it
+ * into cscore[nc] and reading it back for the test cost 18% of debpkgs'
+ * top-10 time (measured; the likely cause, not measured here: a
+ * store-to-load forward on the loop's carried dependency, nc). */
+static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, const double *ub, uint32_t base,
+                              uint32_t end, qry_topk *t, qry_window *wd, uint64_t *scored)
+{
+    double *acc = wd->acc, *cscore = wd->cscore;
+    uint64_t *bits = wd->bits;
+    uint32_t *cand = wd->cand;
+    for (uint32_t i = first_ess; i < n; i++)
+        qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
+    const int complete = first_ess == 0;
+    const double rest = complete ? 0 : ub[first_ess - 1];
+    const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
+    uint32_t nc = 0;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t word = bits[w];
+        bits[w] = 0;
+        while (word) {
+            uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
+            word &= word - 1;
+            double sc = acc[d];
+            acc[d] = 0;
+            if (complete) {
+                qry_topk_push(t, base + d, sc);
+                ++*scored;
+                continue;
+            }
+            cand[nc] = base + d;
+            cscore[nc] = sc;
+            nc += qry_topk_would_enter(t, sc + rest);
+        }
+    }
+    return nc;
+}
+
 uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *wd)
 {
     double ub[QRY_MAX_TERMS];
-    double *acc = wd->acc;           /* zero on entry, zero on return */
-    uint64_t *bits = wd->bits;
-    uint32_t *cand = wd->cand;
+    uint32_t *cand = wd->cand;       /* wd's acc and bits: zero on entry and return */
     double *cscore = wd->cscore;
     uint64_t scored = 0;
     lx_sort(cs, n, sizeof *cs, by_bound);
@@ -84,42 +128,17 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         if (win < QRY_WINDOW)
             win *= 2;
 
-        /* Essential terms, term at a time, into the window; a block of
-         * term i is passed over when its bound plus every other term's
-         * can not beat the threshold (ub[n - 1] - max_i: the others' sum). */
-        for (uint32_t i = first_ess; i < n; i++)
-            qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
-
-        /* The marked documents in id order. With every term essential they
-         * are complete and go straight to t, raising its threshold as they
-         * enter; otherwise those that could enter with every non-essential
-         * term's bound added become the candidates (kept without a branch).
-         * The score goes through a register: storing it into cscore[nc] and
-         * reading it back for the test cost 18% of debpkgs' top-10 time
-         * (measured; the likely cause, not measured here: a store-to-load
-         * forward on the loop's carried dependency, nc). */
+        /* The window's candidates, each with its essential terms' score.
+         * With one essential term they are its postings, taken as it is
+         * read, with nothing through acc and bits (ab.sh: 2-word queries
+         * on synth2m -26%). */
         const int complete = first_ess == 0;
         const double rest = complete ? 0 : ub[first_ess - 1];
-        const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
-        uint32_t nc = 0;
-        for (uint32_t w = 0; w < nwords; w++) {
-            uint64_t word = bits[w];
-            bits[w] = 0;
-            while (word) {
-                uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
-                word &= word - 1;
-                double sc = acc[d];
-                acc[d] = 0;
-                if (complete) {
-                    qry_topk_push(t, base + d, sc);
-                    scored++;
-                    continue;
-                }
-                cand[nc] = base + d;
-                cscore[nc] = sc;
-                nc += qry_topk_would_enter(t, sc + rest);
-            }
-        }
+        uint32_t nc;
+        if (first_ess == n - 1 && !complete && !cs[first_ess]->has_deletes)
+            nc = qry_cursor_collect(cs[first_ess], base, end, cand, cscore, t, rest);
+        else
+            nc = gather_window(cs, first_ess, n, ub, base, end, t, wd, &scored);
 
         /* Non-essential terms, largest bound first, a term at a time; the
          * candidates that reach the last pass are fully scored, whether or

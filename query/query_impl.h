@@ -91,6 +91,14 @@ struct qry_topk;
 void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
                                 const struct qry_topk *t, double rest);
 
+/* For a window whose only essential term is c (no deletions pending): each
+ * posting in [base, end), blocks passed over as accumulate_live does, goes
+ * to cand and cscore (room for end - base, the caller's) with its score s,
+ * and stays there when s + rest could enter t. Returns how many stayed, in
+ * doc order: the candidates maxscore.c would have taken from acc and bits. */
+uint32_t qry_cursor_collect(qry_cursor *c, uint32_t base, uint32_t end, uint32_t *cand, double *cscore,
+                            const struct qry_topk *t, double rest);
+
 /* For each docs[j] (increasing, and none below the docs of earlier calls:
  * the cursor only moves forward), adds this term's score to scores[j] where
  * the term has that doc, and keeps the candidates whose score plus below
