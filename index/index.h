@@ -253,6 +253,11 @@ void idx_reader_close(idx_reader *r);
 
 const idx_stats *idx_reader_stats(const idx_reader *r);   /* borrowed */
 
+/* A number no other reader of this environment has had while it is open
+ * (from 1): what a cache of one snapshot's lookups is keyed by, since a
+ * closed reader's address may come back for the next one. */
+uint64_t idx_reader_serial(const idx_reader *r);
+
 /* Looks up an analyzed term. LX_E_NOTFOUND if absent. */
 int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_info *out);
 

@@ -200,6 +200,7 @@ struct idx_env {
     float k1, b;
     uint32_t format_version;
     idx_docshared *docs;        /* owned: dictionary and decompression contexts */
+    uint64_t readers_opened;    /* idx_reader_serial's counter (atomic adds) */
     char errmsg[512];
 };
 

@@ -20,6 +20,7 @@ struct idx_reader {
     idx_delset *del;         /* NULL when nothing is deleted */
     idx_scur *pcur;          /* postings cursor, reused */
     idx_docdec dec;          /* the last decompressed document */
+    uint64_t serial;         /* idx_reader_serial */
 };
 
 int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out)
@@ -46,6 +47,7 @@ int idx_reader_open(idx_env *env, idx_reader **out)
     if (!r)
         return LX_E_NOMEM;
     r->env = env;
+    r->serial = __atomic_add_fetch(&env->readers_opened, 1, __ATOMIC_RELAXED);
     idx_docdec_init(&r->dec, env);
     if ((rc = idx_store_begin(env->store, 0, &r->t)) != 0)
         goto out_free;
@@ -116,6 +118,7 @@ void idx_reader_close(idx_reader *r)
 }
 
 const idx_stats *idx_reader_stats(const idx_reader *r) { return &r->stats; }
+uint64_t idx_reader_serial(const idx_reader *r) { return r->serial; }
 
 int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_info *out)
 {

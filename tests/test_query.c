@@ -1357,6 +1357,69 @@ static void test_kth_deleted_among_best(void **state)
     idx_env_close(env);
 }
 
+/* The engine's term cache keeps what a term's lookups found for one
+ * snapshot: one engine searching two snapshots in turn, the newer with a
+ * term the older lacks and a document more for another, must answer each
+ * from its own. */
+static void add_text(idx_writer *w, const char *id, const char *text)
+{
+    const char *names[2] = { "title", "text" };
+    const char *vals[2] = { "", text };
+    size_t lens[2] = { 0, strlen(text) };
+    assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
+}
+
+static uint32_t hits_of(qry_engine *q, idx_reader *r, const char *text)
+{
+    qry_params p = qry_default_params();
+    qry_result res;
+    assert_int_equal(qry_search(q, r, text, strlen(text), &p, &res), 0);
+    return res.n;
+}
+
+static void test_term_cache_snapshots(void **state)
+{
+    tq_fixture *f = *state;
+    idx_env *env = create_index(f->dir, "term-cache", NULL);
+    idx_writer_params wp = idx_writer_default_params();
+    idx_writer *w;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    add_text(w, "d0", "apple");
+    add_text(w, "d1", "apple fig");
+    assert_int_equal(idx_writer_close(w), 0);
+    qry_engine *q;
+    idx_reader *old, *cur;
+    assert_int_equal(qry_engine_open(env, &q), 0);
+    assert_int_equal(idx_reader_open(env, &old), 0);
+    assert_int_equal(hits_of(q, old, "apple"), 2);
+    assert_int_equal(hits_of(q, old, "pear"), 0);
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    add_text(w, "d2", "apple pear");
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_int_equal(idx_reader_open(env, &cur), 0);
+    assert_true(idx_reader_serial(cur) != idx_reader_serial(old));
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(hits_of(q, cur, "pear"), 1);
+        assert_int_equal(hits_of(q, cur, "apple"), 3);
+        assert_int_equal(hits_of(q, old, "pear"), 0);
+        assert_int_equal(hits_of(q, old, "apple"), 2);
+    }
+    idx_reader_close(old);
+    idx_reader_close(cur);
+    /* after a merge the old lists' pages may be reused: a new reader */
+    uint32_t before;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    assert_int_equal(idx_writer_delete(w, "d0", 2), 0);
+    assert_int_equal(idx_writer_merge(w, &before), 0);
+    assert_int_equal(idx_writer_close(w), 0);
+    assert_int_equal(idx_reader_open(env, &cur), 0);
+    assert_int_equal(hits_of(q, cur, "apple"), 2);
+    assert_int_equal(hits_of(q, cur, "pear fig"), 2);
+    idx_reader_close(cur);
+    qry_engine_close(q);
+    idx_env_close(env);
+}
+
 /* ---- edge cases -------------------------------------------------------------------------- */
 
 static void test_edge_cases(void **state)
@@ -1769,6 +1832,7 @@ int main(void)
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_random_kth_ties, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_random_kth_merged, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_term_cache_snapshots, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_kth_deleted_among_best, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_real_collections, fixture_setup, fixture_teardown),
