@@ -377,13 +377,14 @@ __global__ void k_norm_vec(T *y, long long ld_y, const T *x, long long ld_x, con
  * then the activation (exact GELU or relu). n = R * C / 8 chunks < 2^32,
  * so the row of a chunk is a 32-bit division. */
 enum { BA_U = 4 };
+/* The BA_U chunks of 8 values that thread i0 of a vectorized pass owns
+ * (chunk i = i0 + k * blockDim.x sits at row i / nc, columns
+ * (i % nc) * 8 ..): loads those below n into u, and says where each goes
+ * back (p) and its first column (col). */
 template <typename T>
-__global__ void k_bias_act_vec(T *y, unsigned n, unsigned nc, long long ld_y, const float *bias, int act)
+__device__ __forceinline__ void chunks_load(T *y, unsigned n, unsigned nc, long long ld_y, unsigned i0, uint4 *u,
+                                            T **p, unsigned *col)
 {
-    uint4 u[BA_U];
-    T *p[BA_U];
-    unsigned col[BA_U];
-    unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
 #pragma unroll
     for (int k = 0; k < BA_U; k++) {
         unsigned i = i0 + k * blockDim.x, r = i / nc;
@@ -392,6 +393,16 @@ __global__ void k_bias_act_vec(T *y, unsigned n, unsigned nc, long long ld_y, co
         if (i < n)
             u[k] = *(const uint4 *)p[k];
     }
+}
+
+template <typename T>
+__global__ void k_bias_act_vec(T *y, unsigned n, unsigned nc, long long ld_y, const float *bias, int act)
+{
+    uint4 u[BA_U];
+    T *p[BA_U];
+    unsigned col[BA_U];
+    unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
+    chunks_load(y, n, nc, ld_y, i0, u, p, col);
 #pragma unroll
     for (int k = 0; k < BA_U; k++) {
         if (i0 + k * blockDim.x >= n)
@@ -448,14 +459,9 @@ __global__ void k_gelu_vec(T *y, unsigned n, unsigned nc, long long ld_y)
 {
     uint4 u[BA_U];
     T *p[BA_U];
+    unsigned col[BA_U];             /* unused here */
     unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
-#pragma unroll
-    for (int k = 0; k < BA_U; k++) {
-        unsigned i = i0 + k * blockDim.x, r = i / nc;
-        p[k] = y + (long long)r * ld_y + (i - r * nc) * 8;
-        if (i < n)
-            u[k] = *(const uint4 *)p[k];
-    }
+    chunks_load(y, n, nc, ld_y, i0, u, p, col);
 #pragma unroll
     for (int k = 0; k < BA_U; k++) {
         if (i0 + k * blockDim.x >= n)
