@@ -141,8 +141,9 @@ void idx_kth_push(idx_kth *k, float f);
 void idx_kth_finish(idx_kth *k, float out[IDX_KTH_COUNT]);
 
 /* StreamVByte decoding (svb.c): exact encoded size of n values from the
- * control bytes (0 if it exceeds avail); decoders return bytes consumed and
- * may read 16 bytes past the end of the stream. */
+ * control bytes (0 if it exceeds avail); decoders return bytes consumed,
+ * may read 16 bytes past the end of the stream, and write out[0..n)
+ * and possibly up to n rounded up to a multiple of 4 (out has that room). */
 size_t idx_svb_size(const unsigned char *in, size_t avail, uint32_t n);
 size_t idx_svb_decode(const unsigned char *in, uint32_t *out, uint32_t n);
 /* gaps_or: the OR of (gap - 1) over every gap but the first, so that

@@ -57,7 +57,8 @@ static int merge_gather(const idx_reader *r, uint32_t tid, idx_plist *pls, int c
     if (nl < 0)
         return nl;
     for (int i = 0; i < nl; i++) {
-        int rc = merge_buf_reserve(b, b->n + pls[i].n);
+        /* + 3: a block's decode may write up to its count rounded up to 4 */
+        int rc = merge_buf_reserve(b, b->n + pls[i].n + 3);
         if (rc)
             return rc;
         for (uint32_t bi = 0; bi < pls[i].nblocks; bi++) {

@@ -186,7 +186,7 @@ static void test_svb_gaps_or(void **state)
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         unsigned char buf[3 + 9 * 4 + 16] = { 0xFF, 0xFF, 0x03 };   /* 4-byte codes */
-        uint32_t expect_or = 0, prev = 100, sum = prev, out[9];
+        uint32_t expect_or = 0, prev = 100, sum = prev, out[12];   /* 9 rounded up to 4 */
         for (int j = 0; j < 9; j++) {
             lx_st32(buf + 3 + 4 * j, cases[c][j]);
             if (j)
