@@ -255,8 +255,10 @@ const idx_stats *idx_reader_stats(const idx_reader *r);   /* borrowed */
 
 /* A number no other reader of this environment has had while it is open
  * (from 1): what a cache of one snapshot's lookups is keyed by, since a
- * closed reader's address may come back for the next one. */
+ * closed reader's address may come back for the next one. Readers of two
+ * environments may share a serial: such a cache also checks the env. */
 uint64_t idx_reader_serial(const idx_reader *r);
+const idx_env *idx_reader_env(const idx_reader *r);   /* the one it was opened on */
 
 /* Looks up an analyzed term. LX_E_NOTFOUND if absent. */
 int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_info *out);

@@ -119,6 +119,7 @@ void idx_reader_close(idx_reader *r)
 
 const idx_stats *idx_reader_stats(const idx_reader *r) { return &r->stats; }
 uint64_t idx_reader_serial(const idx_reader *r) { return r->serial; }
+const idx_env *idx_reader_env(const idx_reader *r) { return r->env; }
 
 int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_info *out)
 {

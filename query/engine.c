@@ -17,8 +17,11 @@
  * top-10 query's time on SciFact (cpu-clock: LMDB and its key compares),
  * and query streams repeat their terms. Direct-mapped by a hash of the
  * term, so it holds the recent terms of a stream, not a whole
- * vocabulary; an entry is valid for the reader whose serial it holds
- * (idx_reader_serial), whose postings views it borrows. Terms longer than
+ * vocabulary; an entry is valid for the reader of the engine's env whose
+ * serial it holds (idx_reader_serial), whose postings views it borrows
+ * (serials repeat across envs, so readers of another env bypass the
+ * cache; the env outlives the engine, so no other env takes its
+ * address while entries exist). Terms longer than
  * QRY_CACHE_TEXT or with more lists than QRY_CACHE_LISTS are not kept. */
 #define QRY_CACHE_SLOTS 1024
 #define QRY_CACHE_TEXT 28
@@ -140,7 +143,8 @@ static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_
 {
     uint64_t serial = idx_reader_serial(r);
     qry_cached_term *e = NULL;
-    if (qt->len <= QRY_CACHE_TEXT) {
+    /* serials are unique within an env: another env's reader bypasses it */
+    if (qt->len <= QRY_CACHE_TEXT && idx_reader_env(r) == q->env) {
         e = &q->cache[cache_slot(qt->text, qt->len)];
         if (e->serial == serial && e->len == qt->len && memcmp(e->text, qt->text, qt->len) == 0) {
             if (e->nlists < 0)

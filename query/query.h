@@ -70,8 +70,10 @@ typedef struct qry_result {
     int algo;              /* the algorithm that ran */
 } qry_result;
 
-/* Opens an engine for env: its analyzer (as the index records it) and
- * scratch memory. Not thread-safe; one per thread. Owned by the caller. */
+/* Opens an engine for env: its analyzer (as the index records it),
+ * scratch memory, and a cache of term lookups for searches of env's
+ * snapshots (readers of another env are searched without it). Not
+ * thread-safe; one per thread. Owned by the caller; env must outlive it. */
 int qry_engine_open(idx_env *env, qry_engine **out);
 void qry_engine_close(qry_engine *q);
 

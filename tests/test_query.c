@@ -1415,6 +1415,26 @@ static void test_term_cache_snapshots(void **state)
     assert_int_equal(idx_reader_open(env, &cur), 0);
     assert_int_equal(hits_of(q, cur, "apple"), 2);
     assert_int_equal(hits_of(q, cur, "pear fig"), 2);
+    /* another env's reader with the same serial: not served from this
+     * env's entries (B has no apple) */
+    idx_env *envb = create_index(f->dir, "term-cache-b", NULL);
+    assert_int_equal(idx_writer_open(envb, &wp, &w), 0);
+    add_text(w, "b0", "pear plum");
+    assert_int_equal(idx_writer_close(w), 0);
+    idx_reader *rb = NULL;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(idx_reader_open(envb, &rb), 0);
+        if (idx_reader_serial(rb) == idx_reader_serial(cur))
+            break;
+        idx_reader_close(rb);
+        rb = NULL;
+    }
+    assert_non_null(rb);
+    assert_int_equal(hits_of(q, rb, "apple"), 0);
+    assert_int_equal(hits_of(q, rb, "pear"), 1);
+    assert_int_equal(hits_of(q, cur, "apple"), 2);
+    idx_reader_close(rb);
+    idx_env_close(envb);
     idx_reader_close(cur);
     qry_engine_close(q);
     idx_env_close(env);
