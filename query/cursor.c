@@ -440,20 +440,15 @@ static inline __attribute__((always_inline)) int pass_block(qry_cursor *c, uint3
     return 0;
 }
 
-void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
-                           uint64_t *bits)
+/* accumulate_live with deletions pending: posting by posting, the deleted
+ * ones skipped by qry_cursor_next, no block passed over. */
+static void accumulate_each(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits)
 {
     while (c->doc < end) {
-        if (c->has_deletes) {
-            uint32_t d = c->doc - base;
-            acc[d] += qry_cursor_score(c);
-            bits[d >> 6] |= (uint64_t)1 << (d & 63);
-            qry_cursor_next(c);
-            continue;
-        }
-        window_sink k = { .acc = acc, .bits = bits };
-        if (pass_block(c, base, end, &k, 0))
-            cursor_next_block(c);
+        uint32_t d = c->doc - base;
+        acc[d] += qry_cursor_score(c);
+        bits[d >> 6] |= (uint64_t)1 << (d & 63);
+        qry_cursor_next(c);
     }
 }
 
@@ -521,7 +516,7 @@ void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, doub
                                 const qry_topk *t, double rest)
 {
     if (c->has_deletes) {
-        qry_cursor_accumulate(c, base, end, acc, bits);
+        accumulate_each(c, base, end, acc, bits);
         return;
     }
     window_sink k = { .acc = acc, .bits = bits };

@@ -76,17 +76,14 @@ static inline float qry_cursor_score(const qry_cursor *c)
 float qry_cursor_kth_bound(const qry_cursor *c, uint32_t k);
 
 /* Adds the score of every posting with doc < end into acc[doc - base] and
- * marks bits, leaving the cursor on the first doc >= end. The inner loop
- * runs over the decoded block without a call per posting. */
-void qry_cursor_accumulate(qry_cursor *c, uint32_t base, uint32_t end, double *acc,
-                           uint64_t *bits);
-
-/* The same, except that blocks which cannot hold a document of the top k
- * are passed over undecoded: those whose bound plus rest (what the
- * query's other terms can add at most) does not exceed t's threshold.
- * Their documents are left out of acc and bits; no such document can
- * enter t, whatever the other terms give it. With deletions pending it
- * is qry_cursor_accumulate. */
+ * marks bits, leaving the cursor on the first doc >= end; the inner loop
+ * runs over the decoded block without a call per posting. Blocks which
+ * cannot hold a document of the top k are passed over undecoded: those
+ * whose bound plus rest (what the query's other terms can add at most)
+ * does not exceed t's threshold. Their documents are left out of acc and
+ * bits; no such document can enter t, whatever the other terms give it.
+ * With deletions pending it goes posting by posting and passes nothing
+ * over. */
 struct qry_topk;
 void qry_cursor_accumulate_live(qry_cursor *c, uint32_t base, uint32_t end, double *acc, uint64_t *bits,
                                 const struct qry_topk *t, double rest);

@@ -16,9 +16,10 @@
  *    queries).
  *  - larger k: a buffer of room 2k + 16. Newcomers above the threshold are
  *    appended; when it is full a selection keeps the k best (select_best,
- *    in their order) and the threshold becomes the k-th best score. At k = 1000 the heap was half of
- *    all query instructions; the buffer costs O(1) per newcomer amortized
- *    (9.56G -> 6.78G instructions in all).
+ *    in their order) and the threshold becomes the k-th best score. At
+ *    k = 1000 the heap was half of all query instructions; the buffer
+ *    costs O(1) per newcomer amortized (9.56G -> 6.78G instructions in
+ *    all).
  */
 #include "query_impl.h"
 
@@ -90,13 +91,6 @@ static int heap_push(qry_topk *t, qry_topk_entry x)
 }
 
 /* ---- buffer (large k) ---- */
-
-static inline void swap(qry_topk_entry *a, qry_topk_entry *b)
-{
-    qry_topk_entry x = *a;
-    *a = *b;
-    *b = x;
-}
 
 static void insertion_sort(qry_topk_entry *e, uint32_t lo, uint32_t hi)
 {
