@@ -250,11 +250,12 @@ scatter_read(const qry_cursor *c, const idx_plist *pl, uint32_t *docs, double *s
         double s = scores[j];
         if (sparse) {
             if (tf)
-                s += w * idx_bm25_tfnorm_k(tf, qry_scorer_norm(sc, idx_plist_doclen(pl, d)));
+                s += qry_posting_score(sc, w, pl, d, tf);
         } else {
-            /* At tf 0 the norm gets 1 more ((tf - 1) >> 31 is 1 there, 0
-             * for tf 1..255), so the score is 0 / (0 + norm + 1) = 0, never
-             * 0 / 0 (norm is 0 when k1 is). Arithmetic on purpose: gcc
+            /* qry_posting_score, except that at tf 0 the norm gets 1 more
+             * ((tf - 1) >> 31 is 1 there, 0 for tf 1..255), so the score is
+             * 0 / (0 + norm + 1) = 0, never 0 / 0 (norm is 0 when k1 is);
+             * at tf > 0 the same float steps. Arithmetic on purpose: gcc
              * compiled "tf ? f : 0" and "(float)(tf == 0)" into branches. */
             float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, d)) + (float)((tf - 1) >> 31);
             s += w * idx_bm25_tfnorm_k(tf, norm);
@@ -358,10 +359,8 @@ uint32_t qry_cursor_add_matches(qry_cursor *c, uint32_t *docs, double *scores, u
                 visited++;
             }
         }
-        if (cur == d) {
-            float norm = qry_scorer_norm(c->sc, idx_plist_doclen(c->pl, d));
-            s += c->weight * idx_bm25_tfnorm_k(c->tfs[pos], norm);
-        }
+        if (cur == d)
+            s += qry_posting_score(c->sc, c->weight, c->pl, d, c->tfs[pos]);
         docs[m] = d;
         scores[m] = s;
         m += s + below > threshold;
@@ -416,7 +415,7 @@ static inline __attribute__((always_inline)) int pass_block(qry_cursor *c, uint3
         const double rest = k->rest, threshold = k->threshold;
         for (; pos < stop; pos++) {
             uint32_t doc = docs[pos];
-            double sc_ = w * idx_bm25_tfnorm_k(tfs[pos], qry_scorer_norm(sc, idx_plist_doclen(pl, doc)));
+            double sc_ = qry_posting_score(sc, w, pl, doc, tfs[pos]);
             k->cand[m] = doc;
             k->cscore[m] = sc_;
             m += sc_ + rest > threshold;
@@ -427,8 +426,7 @@ static inline __attribute__((always_inline)) int pass_block(qry_cursor *c, uint3
         uint64_t *bits = k->bits;
         for (; pos < stop; pos++) {
             uint32_t doc = docs[pos], d = doc - base;
-            float norm = qry_scorer_norm(sc, idx_plist_doclen(pl, doc));
-            acc[d] += w * idx_bm25_tfnorm_k(tfs[pos], norm);
+            acc[d] += qry_posting_score(sc, w, pl, doc, tfs[pos]);
             bits[d >> 6] |= (uint64_t)1 << (d & 63);
         }
     }

@@ -59,10 +59,18 @@ void qry_cursor_next(qry_cursor *c);
 /* Moves to the first live posting with doc >= d (no move if already there). */
 void qry_cursor_next_geq(qry_cursor *c, uint32_t d);
 
+/* A posting's part of a score: weight * tf / (tf + K(dl)), K from sc's
+ * norm table. Every scoring loop goes through this one expression, so a
+ * posting scores the same, to the bit, whichever path reads it. */
+static inline float qry_posting_score(const qry_scorer *sc, float weight, const idx_plist *pl, uint32_t doc,
+                                      uint32_t tf)
+{
+    return weight * idx_bm25_tfnorm_k(tf, qry_scorer_norm(sc, idx_plist_doclen(pl, doc)));
+}
+
 static inline float qry_cursor_score(const qry_cursor *c)
 {
-    uint32_t dl = idx_plist_doclen(c->pl, c->doc);
-    return c->weight * idx_bm25_tfnorm_k(c->tfs[c->pos], qry_scorer_norm(c->sc, dl));
+    return qry_posting_score(c->sc, c->weight, c->pl, c->doc, c->tfs[c->pos]);
 }
 
 /* A lower bound on the k-th best score of this term alone (0 when none is
