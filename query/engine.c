@@ -134,10 +134,10 @@ static uint32_t cache_slot(const char *term, size_t len)
     return (h ^ (h >> 15)) & (QRY_CACHE_SLOTS - 1);
 }
 
-/* A query term's info and postings lists in snapshot r: from the cache when
- * it holds them for r, else from the index (and then kept). Returns the
- * number of lists (> 0; *lists borrowed until the next lookup of this
- * slot, so the caller copies them), LX_E_NOTFOUND, or another error. */
+/* A query term's info (*ti) and postings lists (copied into lists, room
+ * for nseg) in snapshot r: from the cache when it holds them for r, else
+ * from the index (and then kept). Returns the number of lists (0 when the
+ * term's df is 0), LX_E_NOTFOUND, or another error. */
 static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_t nseg, idx_term_info *ti,
                        idx_plist *lists)
 {
