@@ -2,12 +2,14 @@
  * lexis-lat — per-query latencies of lexis, for the latency plot of
  * tools/bench (`lexis bench` prints only the summary).
  *
- *     lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME]
+ *     lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats]
  *
  * Same measurement as `lexis bench` (tools/cmd_bench.c): one engine and one
  * reader, a warm-up pass over every query, then a timed pass in which each
  * query is timed around qry_search only (analysis and ranking). Prints one
- * line per query, in file order: "<query id>\t<microseconds>\t<hits>".
+ * line per query, in file order: "<query id>\t<microseconds>\t<hits>";
+ * --stats appends the query's terms found, postings examined and documents
+ * fully scored (qry_result's counters), to see where a query's time goes.
  * Uses only the public API (query/query.h, index/index.h).
  */
 #include "../../query/query.h"
@@ -23,6 +25,7 @@ int main(int argc, char **argv)
 {
     const char *index = NULL, *queries = NULL;
     qry_params p = qry_default_params();
+    int stats = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "-k") || !strcmp(argv[i], "--algo")) && i + 1 < argc) {
             if (argv[i][1] == 'k') {
@@ -37,9 +40,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "lexis-lat: unknown algorithm %s\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--stats")) {
+            stats = 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME]\n"
-                   "Prints \"<id>\\t<microseconds>\\t<hits>\" per query (timed pass after a warm-up).\n");
+            printf("usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats]\n"
+                   "Prints \"<id>\\t<microseconds>\\t<hits>\" per query (timed pass after a warm-up);\n"
+                   "--stats adds \"\\t<terms>\\t<postings>\\t<scored>\".\n");
             return 0;
         } else if (!index)
             index = argv[i];
@@ -51,7 +57,7 @@ int main(int argc, char **argv)
         }
     }
     if (!index || !queries) {
-        fprintf(stderr, "usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME]\n");
+        fprintf(stderr, "usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats]\n");
         return 2;
     }
     FILE *f = fopen(queries, "r");
@@ -102,6 +108,11 @@ int main(int argc, char **argv)
     }
     double *lat = malloc((nq + 1) * sizeof *lat);
     uint32_t *hits = malloc((nq + 1) * sizeof *hits);
+    qry_result *last = malloc((nq + 1) * sizeof *last);
+    if (!lat || !hits || !last) {
+        fprintf(stderr, "lexis-lat: out of memory\n");
+        return 1;
+    }
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < nq; i++) {
             qry_result res;
@@ -114,9 +125,14 @@ int main(int argc, char **argv)
             }
             lat[i] = t * 1e6;
             hits[i] = res.n;
+            last[i] = res;
         }
     for (size_t i = 0; i < nq; i++)
-        printf("%s\t%.3f\t%u\n", qs[i].id, lat[i], hits[i]);
+        if (stats)
+            printf("%s\t%.3f\t%u\t%u\t%llu\t%llu\n", qs[i].id, lat[i], hits[i], last[i].nterms,
+                   (unsigned long long)last[i].postings, (unsigned long long)last[i].scored);
+        else
+            printf("%s\t%.3f\t%u\n", qs[i].id, lat[i], hits[i]);
     idx_reader_close(r);
     qry_engine_close(e);
     idx_env_close(env);
