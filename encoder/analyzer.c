@@ -179,11 +179,12 @@ static inline uint32_t enc_hash(const char *s, size_t n)
     return h;
 }
 
-static int enc_stopset_has(const enc_stopset *st, const char *w, size_t n)
+/* h is enc_hash(w, n): the caller's, which the stem cache shares. */
+static int enc_stopset_has_h(const enc_stopset *st, const char *w, size_t n, uint32_t h)
 {
     if (st->n == 0 || n < st->min_len || n > st->max_len)
         return 0;
-    for (uint32_t i = enc_hash(w, n) & st->mask;; i = (i + 1) & st->mask) {
+    for (uint32_t i = h & st->mask;; i = (i + 1) & st->mask) {
         uint32_t slot = st->slots[i];
         if (slot == 0)
             return 0;
@@ -242,7 +243,7 @@ static int enc_stopset_index(enc_stopset *st)
     for (uint32_t w = 0; w < st->n; w++) {
         const char *k = st->pool + st->offs[w];
         size_t kn = st->offs[w + 1] - st->offs[w];
-        if (enc_stopset_has(st, k, kn))
+        if (enc_stopset_has_h(st, k, kn, enc_hash(k, kn)))
             continue;
         uint32_t i = enc_hash(k, kn) & st->mask;
         while (st->slots[i])
@@ -502,14 +503,15 @@ enum {
     EW_CJK = 4          /* one CJK character: not stemmed */
 };
 
-/* Stems *term (*len bytes) through the cache. On return *term borrows the
- * cache entry or the stemmer's buffer, valid until the next stem. */
-static int enc_stem(enc_analyzer *an, const char **term, size_t *len)
+/* Stems *term (*len bytes, whose enc_hash is h) through the cache. On
+ * return *term borrows the cache entry or the stemmer's buffer, valid until
+ * the next stem. */
+static int enc_stem(enc_analyzer *an, const char **term, size_t *len, uint32_t h)
 {
     enc_stem_entry *e = NULL;
     size_t n = *len;
     if (an->stem_cache && n <= ENC_STEM_KEY) {
-        e = &an->stem_cache[enc_hash(*term, n) & (ENC_STEM_CACHE - 1)];
+        e = &an->stem_cache[h & (ENC_STEM_CACHE - 1)];
         if (e->wlen == n && memcmp(e->word, *term, n) == 0) {
             *term = e->stem;
             *len = e->slen;
@@ -546,11 +548,15 @@ static int enc_emit(enc_run *r, size_t wlen, unsigned flags)
     if (an->strip_possessive && wlen >= 2 && an->word[wlen - 1] == 's' &&
         an->word[wlen - 2] == '\'')
         wlen -= 2;
-    if (wlen > ENC_MAX_TERM_BYTES || enc_stopset_has(&an->stop, an->word, wlen))
+    if (wlen > ENC_MAX_TERM_BYTES)
+        return 0;
+    /* one hash for the stop set and the stem cache: the same bytes */
+    uint32_t h = enc_hash(an->word, wlen);
+    if (enc_stopset_has_h(&an->stop, an->word, wlen, h))
         return 0;
     const char *term = an->word;
     if (an->stemmer && (flags & (EW_LETTER | EW_DOT | EW_CJK)) == EW_LETTER) {
-        int rc = enc_stem(an, &term, &wlen);
+        int rc = enc_stem(an, &term, &wlen, h);
         if (rc)
             return rc;
         if (wlen == 0 || wlen > ENC_MAX_TERM_BYTES)
