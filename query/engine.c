@@ -237,10 +237,26 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
         double df = ti.df;
         float idf = (float)log(1.0 + (N - df + 0.5) / (df + 0.5));
         float weight = qt->weight * idf * (sc->k1 + 1.0f);
-        qry_cursor_init(c, r, lists, (uint32_t)nl, weight, sc);
+        /* Every term is looked up before any cursor decodes its first
+         * block, and each list's block index and first bytes are fetched
+         * as it is found: the lookups of the next terms hide the cache
+         * misses that the decode would otherwise wait on (ab.sh: debpkgs
+         * -4.6%, synth2m -2.4%, top-1000 -1.6%; SciFact, whose index stays
+         * in cache, the same). The cursor holds its lists and weight until
+         * it is initialized below. */
+        c->lists = lists;
+        c->nlists = (uint32_t)nl;
+        c->weight = weight;
+        for (int j = 0; j < nl; j++) {
+            __builtin_prefetch(lists[j].entries);
+            for (size_t x = 0; x < 256 && x < lists[j].data_size; x += 64)
+                __builtin_prefetch(lists[j].data + x);
+        }
         cs[n++] = c;
         lists = NULL;                /* the cursor keeps them */
     }
+    for (uint32_t i = 0; i < n; i++)
+        qry_cursor_init(cs[i], r, cs[i]->lists, cs[i]->nlists, cs[i]->weight, sc);
     res->nterms = n;
 
     qry_topk_entry *heap = lx_arena_alloc(&q->arena, QRY_TOPK_ROOM(p->k) * sizeof *heap);
