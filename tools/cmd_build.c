@@ -190,10 +190,11 @@ static void remove_index_dir(const char *dir)
         struct dirent *e;
         char p[4400];
         while ((e = readdir(d)) != NULL) {
-            if (idx_is_index_file(e->d_name)) {
-                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            /* a path too long for p is left alone: its cut-off form
+             * would name another file */
+            if (idx_is_index_file(e->d_name)
+                && (size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < sizeof p)
                 unlink(p);
-            }
         }
         closedir(d);
     }
