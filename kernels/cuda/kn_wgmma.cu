@@ -35,7 +35,26 @@
  * lazy rescale of O, only when a row's max grows by more than 2^8 (0.120
  * against 0.116); 128-key tiles with one warpgroup a block (0.130,
  * with that overlap); in an earlier build, 3 stages (0.128 against 0.124)
- * or one warpgroup a block (0.131). A GEMM with the bias
+ * or one warpgroup a block (0.131). Later, timed in one process (9 x 20
+ * launches back to back, the variants interleaved): TMA loads from one
+ * thread and full/empty mbarriers instead of cp.async and the per-tile
+ * __syncthreads, so each warpgroup runs at its own pace, with
+ * FlashAttention-3's ping-pong of the two warpgroups on named barriers:
+ * 256 tokens 0.1046-0.1059 ms against 0.1079-0.1094 in three runs, 512
+ * 0.326-0.342 against 0.334-0.342 (no gain in the last run), 128 slower
+ * (0.0444 against 0.0435); end to end within the noise, so not kept.
+ * FlashAttention-3's intra-warpgroup overlap done for real (ptxas hoists
+ * a wgmma wait above the softmax, as waiting early is always safe, so
+ * wait<1> for S then the softmax then wait<0> for P V overlaps nothing
+ * unless a branch on the softmax's result holds the second wait down):
+ * slower than without it (256 tokens 0.1076 against 0.1088 for this
+ * kernel, 512 0.331 against 0.330). A quarter of the exponentials by a
+ * cubic on the FMA pipe (FlashAttention-4's trick): slower (512 tokens
+ * 0.342 against 0.334), as the kernel is not bound by MUFU; Nsight at 512
+ * tokens: issue slots 49% busy, 1.1 eligible warps a scheduler, 333
+ * instructions a warp a 64-key tile (190 of them the softmax), stall
+ * cycles an instruction: wait 1.5, not selected 1.3, MIO 1.0, barrier
+ * 0.6. A GEMM with the bias
  * and exact-erf GELU in its epilogue was built on the same main loops and
  * measured slower than cuBLASLt plus a GELU pass (FFN-up + GELU at 32,768
  * tokens 0.399 ms against 0.370; QKV 0.252 against 0.198), so it was not
