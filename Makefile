@@ -25,8 +25,8 @@
 # Environment read by tests: LX_REQUIRE_CUDA=1 (CUDA suites fail instead of skip)
 
 CC       ?= cc
-# -O3 rather than -O2: the query path ran 5.8% (SciFact) and 6.3% (Debian
-# corpus) faster (tools/bench/ab.sh), mostly in index/ and encoder/, where
+# -O3 rather than -O2: top-10 queries ran 4.0% (SciFact), 4.6% (Debian
+# corpus) and 4.5% (synth2m) faster (tools/bench/ab.sh), mostly in index/ and encoder/, where
 # -O3 vectorizes and unrolls loops -O2 leaves scalar; index builds took the
 # same time. Floating point is unchanged: no -ffast-math, and in C11 mode gcc
 # contracts nothing into FMAs, so scores stay bit-identical across builds.

@@ -171,15 +171,7 @@ static const char *const enc_lucene_stopwords[] = {
     "with",
 };
 
-static inline uint32_t enc_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;      /* FNV-1a: stop words are short */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
-/* h is enc_hash(w, n): the caller's, which the stem cache shares. */
+/* h is lx_fnv1a32(w, n): the caller's, which the stem cache shares. */
 static int enc_stopset_has_h(const enc_stopset *st, const char *w, size_t n, uint32_t h)
 {
     if (st->n == 0 || n < st->min_len || n > st->max_len)
@@ -243,9 +235,9 @@ static int enc_stopset_index(enc_stopset *st)
     for (uint32_t w = 0; w < st->n; w++) {
         const char *k = st->pool + st->offs[w];
         size_t kn = st->offs[w + 1] - st->offs[w];
-        if (enc_stopset_has_h(st, k, kn, enc_hash(k, kn)))
+        uint32_t h = lx_fnv1a32(k, kn), i = h & st->mask;
+        if (enc_stopset_has_h(st, k, kn, h))
             continue;
-        uint32_t i = enc_hash(k, kn) & st->mask;
         while (st->slots[i])
             i = (i + 1) & st->mask;
         st->slots[i] = w + 1;
@@ -503,7 +495,7 @@ enum {
     EW_CJK = 4          /* one CJK character: not stemmed */
 };
 
-/* Stems *term (*len bytes, whose enc_hash is h) through the cache. On
+/* Stems *term (*len bytes, whose lx_fnv1a32 is h) through the cache. On
  * return *term borrows the cache entry or the stemmer's buffer, valid until
  * the next stem. */
 static int enc_stem(enc_analyzer *an, const char **term, size_t *len, uint32_t h)
@@ -551,7 +543,7 @@ static int enc_emit(enc_run *r, size_t wlen, unsigned flags)
     if (wlen > ENC_MAX_TERM_BYTES)
         return 0;
     /* one hash for the stop set and the stem cache: the same bytes */
-    uint32_t h = enc_hash(an->word, wlen);
+    uint32_t h = lx_fnv1a32(an->word, wlen);
     if (enc_stopset_has_h(&an->stop, an->word, wlen, h))
         return 0;
     const char *term = an->word;

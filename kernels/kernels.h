@@ -120,6 +120,17 @@ static inline void lx_sort(void *base, size_t n, size_t size,
 }
 static inline void lx_stf(void *p, float v)     { __builtin_memcpy(p, &v, 4); }
 
+/* FNV-1a of n bytes: the hash of the analyzer's stop set and stem cache and
+ * of the query engine's term tables (words are short, where it is fast). */
+static inline uint32_t lx_fnv1a32(const void *s, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)s;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
 /* Big-endian u32, for LMDB keys that must sort numerically. */
 static inline void lx_st32be(void *p, uint32_t v) {
     unsigned char *b = (unsigned char *)p;

@@ -49,7 +49,7 @@ struct qry_engine {
     enc_analyzer *an;
     lx_arena arena;
     qry_term terms[QRY_MAX_TERMS];
-    uint32_t term_hash[QRY_MAX_TERMS];   /* FNV-1a of each term's text */
+    uint32_t term_hash[QRY_MAX_TERMS];   /* lx_fnv1a32 of each term's text */
     uint16_t term_home[QRY_MAX_TERMS];   /* its slot in term_slot */
     uint16_t term_slot[QRY_TERM_SLOTS];  /* all 0 between searches */
     uint32_t nterms;
@@ -115,19 +115,11 @@ const qry_term *qry_last_terms(const qry_engine *q, uint32_t *n)
     return q->terms;
 }
 
-static uint32_t term_hash(const char *term, size_t len)
-{
-    uint32_t h = 2166136261u;                   /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)term[i]) * 16777619u;
-    return h;
-}
-
 static int qry_on_term(void *ctx, const char *term, size_t len, uint32_t pos)
 {
     qry_engine *q = ctx;
     (void)pos;
-    uint32_t h = term_hash(term, len), i = h & (QRY_TERM_SLOTS - 1);
+    uint32_t h = lx_fnv1a32(term, len), i = h & (QRY_TERM_SLOTS - 1);
     for (; q->term_slot[i]; i = (i + 1) & (QRY_TERM_SLOTS - 1)) {
         qry_term *t = &q->terms[q->term_slot[i] - 1];
         if (t->len == len && memcmp(t->text, term, len) == 0) {
@@ -354,7 +346,7 @@ int qry_search_terms(qry_engine *q, idx_reader *r, const qry_term *terms, uint32
         char *s = lx_arena_strndup(&q->arena, terms[i].text, terms[i].len);
         if (!s)
             return LX_E_NOMEM;
-        q->term_hash[q->nterms] = term_hash(s, terms[i].len);
+        q->term_hash[q->nterms] = lx_fnv1a32(s, terms[i].len);
         q->terms[q->nterms++] = (qry_term){ s, terms[i].len, terms[i].weight, 0 };
     }
     return qry_rank(q, r, p, res);
