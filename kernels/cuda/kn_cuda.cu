@@ -377,14 +377,17 @@ __global__ void k_norm_vec(T *y, long long ld_y, const T *x, long long ld_x, con
  * then the activation (exact GELU or relu). n = R * C / 8 chunks < 2^32,
  * so the row of a chunk is a 32-bit division. */
 enum { BA_U = 4 };
-/* The BA_U chunks of 8 values that thread i0 of a vectorized pass owns
- * (chunk i = i0 + k * blockDim.x sits at row i / nc, columns
- * (i % nc) * 8 ..): loads those below n into u, and says where each goes
- * back (p) and its first column (col). */
-template <typename T>
-__device__ __forceinline__ void chunks_load(T *y, unsigned n, unsigned nc, long long ld_y, unsigned i0, uint4 *u,
-                                            T **p, unsigned *col)
+/* A vectorized pass over n chunks of 8 values in place: thread i0 owns the
+ * BA_U chunks i = i0 + k * blockDim.x (row i / nc, columns (i % nc) * 8
+ * ..), loads all of those below n before computing any, calls op(e, col)
+ * on each (e: its 8 values, col: its first column), and stores it back. */
+template <typename T, typename Op>
+__device__ __forceinline__ void chunks_map(T *y, unsigned n, unsigned nc, long long ld_y, Op op)
 {
+    uint4 u[BA_U];
+    T *p[BA_U];
+    unsigned col[BA_U];
+    unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
 #pragma unroll
     for (int k = 0; k < BA_U; k++) {
         unsigned i = i0 + k * blockDim.x, r = i / nc;
@@ -393,33 +396,30 @@ __device__ __forceinline__ void chunks_load(T *y, unsigned n, unsigned nc, long 
         if (i < n)
             u[k] = *(const uint4 *)p[k];
     }
+#pragma unroll
+    for (int k = 0; k < BA_U; k++) {
+        if (i0 + k * blockDim.x >= n)
+            break;
+        op((T *)&u[k], col[k]);
+        *(uint4 *)p[k] = u[k];
+    }
 }
 
 template <typename T>
 __global__ void k_bias_act_vec(T *y, unsigned n, unsigned nc, long long ld_y, const float *bias, int act)
 {
-    uint4 u[BA_U];
-    T *p[BA_U];
-    unsigned col[BA_U];
-    unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
-    chunks_load(y, n, nc, ld_y, i0, u, p, col);
-#pragma unroll
-    for (int k = 0; k < BA_U; k++) {
-        if (i0 + k * blockDim.x >= n)
-            break;
-        T *e = (T *)&u[k];
+    chunks_map(y, n, nc, ld_y, [=](T *e, unsigned col) {
         float bb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (bias) {
-            *(float4 *)bb = *(const float4 *)(bias + col[k]);
-            *(float4 *)(bb + 4) = *(const float4 *)(bias + col[k] + 4);
+            *(float4 *)bb = *(const float4 *)(bias + col);
+            *(float4 *)(bb + 4) = *(const float4 *)(bias + col + 4);
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             float v = ld(e + j) + bb[j];
             st(e + j, act == KN_ACT_GELU ? gelu_erf(v) : act == KN_ACT_RELU ? fmaxf(v, 0.0f) : v);
         }
-        *(uint4 *)p[k] = u[k];
-    }
+    });
 }
 
 /* GELU(x) = x (1/2 + erf(x/sqrt2)/2) with erf_rational's constants
@@ -457,21 +457,11 @@ __device__ __forceinline__ float gelu_folded(float x)
 template <typename T>
 __global__ void k_gelu_vec(T *y, unsigned n, unsigned nc, long long ld_y)
 {
-    uint4 u[BA_U];
-    T *p[BA_U];
-    unsigned col[BA_U];             /* unused here */
-    unsigned i0 = blockIdx.x * (blockDim.x * BA_U) + threadIdx.x;
-    chunks_load(y, n, nc, ld_y, i0, u, p, col);
-#pragma unroll
-    for (int k = 0; k < BA_U; k++) {
-        if (i0 + k * blockDim.x >= n)
-            break;
-        T *e = (T *)&u[k];
+    chunks_map(y, n, nc, ld_y, [](T *e, unsigned) {
 #pragma unroll
         for (int j = 0; j < 8; j++)
             st(e + j, gelu_folded(ld(e + j)));
-        *(uint4 *)p[k] = u[k];
-    }
+    });
 }
 
 template <typename T>
@@ -891,12 +881,11 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
         auto bias_act = [&](const float *bb, int act) {
             long long n = R * C / 8;
             bool vec = sizeof(T) == 2 && C % 8 == 0 && n < (1ll << 32) - 256 * BA_U && aligned16(y, LD(a->dst), sizeof(T));
+            unsigned blocks = (unsigned)((n + 256 * BA_U - 1) / (256 * BA_U));
             if (vec && !bb && act == KN_ACT_GELU && cx->gelu_variant != 1)
-                k_gelu_vec<T><<<(unsigned)((n + 256 * BA_U - 1) / (256 * BA_U)), 256, 0, st_>>>(
-                    y, (unsigned)n, (unsigned)(C / 8), LD(a->dst));
+                k_gelu_vec<T><<<blocks, 256, 0, st_>>>(y, (unsigned)n, (unsigned)(C / 8), LD(a->dst));
             else if (vec && (!bb || aligned16(bb, 0, 4)))
-                k_bias_act_vec<T><<<(unsigned)((n + 256 * BA_U - 1) / (256 * BA_U)), 256, 0, st_>>>(
-                    y, (unsigned)n, (unsigned)(C / 8), LD(a->dst), bb, act);
+                k_bias_act_vec<T><<<blocks, 256, 0, st_>>>(y, (unsigned)n, (unsigned)(C / 8), LD(a->dst), bb, act);
             else
                 k_bias_act<T><<<(unsigned)(R < 65535 * 16 ? R : 65535 * 16), 256, 0, st_>>>(y, R, C, LD(a->dst), bb, act);
         };
