@@ -60,14 +60,15 @@ static int by_bound(const void *a, const void *b)
  * (ub[n - 1] - max_i: the others' sum). Then takes the marked documents in
  * id order. With every term essential they are complete and go straight
  * to t, raising its threshold as they enter (counted in *scored), and 0 is
- * returned; otherwise those that could enter with every non-essential
- * term's bound added become the candidates (kept without a branch), and
- * their count is returned. The score goes through a register: storing it
- * into cscore[nc] and reading it back for the test cost 18% of debpkgs'
- * top-10 time (measured; the likely cause, not measured here: a
- * store-to-load forward on the loop's carried dependency, nc). */
-static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, const double *ub, uint32_t base,
-                              uint32_t end, qry_topk *t, qry_window *wd, uint64_t *scored)
+ * returned; otherwise those that could enter with rest added (every
+ * non-essential term's bound, ub[first_ess - 1]) become the candidates
+ * (kept without a branch), and their count is returned. The score goes
+ * through a register: storing it into cscore[nc] and reading it back for
+ * the test cost 18% of debpkgs' top-10 time (measured; the likely cause,
+ * not measured here: a store-to-load forward on the loop's carried
+ * dependency, nc). */
+static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, const double *ub, double rest,
+                              uint32_t base, uint32_t end, qry_topk *t, qry_window *wd, uint64_t *scored)
 {
     double *acc = wd->acc, *cscore = wd->cscore;
     uint64_t *bits = wd->bits;
@@ -75,7 +76,6 @@ static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, c
     for (uint32_t i = first_ess; i < n; i++)
         qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
     const int complete = first_ess == 0;
-    const double rest = complete ? 0 : ub[first_ess - 1];
     const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
     uint32_t nc = 0;
     for (uint32_t w = 0; w < nwords; w++) {
@@ -138,7 +138,7 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         if (first_ess == n - 1 && !complete && !cs[first_ess]->has_deletes)
             nc = qry_cursor_collect(cs[first_ess], base, end, cand, cscore, t, rest);
         else
-            nc = gather_window(cs, first_ess, n, ub, base, end, t, wd, &scored);
+            nc = gather_window(cs, first_ess, n, ub, rest, base, end, t, wd, &scored);
 
         /* Non-essential terms, largest bound first, a term at a time; the
          * candidates that reach the last pass are fully scored, whether or
