@@ -107,9 +107,8 @@ int main(int argc, char **argv)
         return 1;
     }
     double *lat = malloc((nq + 1) * sizeof *lat);
-    uint32_t *hits = malloc((nq + 1) * sizeof *hits);
-    qry_result *last = malloc((nq + 1) * sizeof *last);
-    if (!lat || !hits || !last) {
+    qry_result *last = malloc((nq + 1) * sizeof *last);   /* counters only: hits dangle */
+    if (!lat || !last) {
         fprintf(stderr, "lexis-lat: out of memory\n");
         return 1;
     }
@@ -124,15 +123,14 @@ int main(int argc, char **argv)
                 return 1;
             }
             lat[i] = t * 1e6;
-            hits[i] = res.n;
             last[i] = res;
         }
     for (size_t i = 0; i < nq; i++)
         if (stats)
-            printf("%s\t%.3f\t%u\t%u\t%llu\t%llu\n", qs[i].id, lat[i], hits[i], last[i].nterms,
+            printf("%s\t%.3f\t%u\t%u\t%llu\t%llu\n", qs[i].id, lat[i], last[i].n, last[i].nterms,
                    (unsigned long long)last[i].postings, (unsigned long long)last[i].scored);
         else
-            printf("%s\t%.3f\t%u\n", qs[i].id, lat[i], hits[i]);
+            printf("%s\t%.3f\t%u\n", qs[i].id, lat[i], last[i].n);
     idx_reader_close(r);
     qry_engine_close(e);
     idx_env_close(env);
