@@ -1304,6 +1304,24 @@ static void test_random_kth_merged(void **state)
     run_random_corpus(state, &cfg);
 }
 
+/* A document with an empty title and the given text, added by w. */
+static void add_text(idx_writer *w, const char *id, const char *text)
+{
+    const char *names[2] = { "title", "text" };
+    const char *vals[2] = { "", text };
+    size_t lens[2] = { 0, strlen(text) };
+    assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
+}
+
+/* The number of hits of text, top 10, in snapshot r. */
+static uint32_t hits_of(qry_engine *q, idx_reader *r, const char *text)
+{
+    qry_params p = qry_default_params();
+    qry_result res;
+    assert_int_equal(qry_search(q, r, text, strlen(text), &p, &res), 0);
+    return res.n;
+}
+
 /* A deleted document among a term's 10 best postings: the list's stored
  * 10th best score is then above the live 10th best, so the bound must not
  * be used while the deletion is pending; after a merge it holds again.
@@ -1316,14 +1334,10 @@ static void test_kth_deleted_among_best(void **state)
     idx_writer_params wp = idx_writer_default_params();
     idx_writer *w;
     assert_int_equal(idx_writer_open(env, &wp, &w), 0);
-    const char *names[2] = { "title", "text" };
     char id[16];
     for (int i = 0; i < 11; i++) {
-        const char *text = i < 10 ? "apple" : "apple pear plum fig kiwi lime date sloe yuzu";
-        const char *vals[2] = { "", text };
-        size_t lens[2] = { 0, strlen(text) };
         snprintf(id, sizeof id, "d%d", i);
-        assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
+        add_text(w, id, i < 10 ? "apple" : "apple pear plum fig kiwi lime date sloe yuzu");
     }
     assert_int_equal(idx_writer_close(w), 0);
     assert_int_equal(idx_writer_open(env, &wp, &w), 0);
@@ -1361,22 +1375,6 @@ static void test_kth_deleted_among_best(void **state)
  * snapshot: one engine searching two snapshots in turn, the newer with a
  * term the older lacks and a document more for another, must answer each
  * from its own. */
-static void add_text(idx_writer *w, const char *id, const char *text)
-{
-    const char *names[2] = { "title", "text" };
-    const char *vals[2] = { "", text };
-    size_t lens[2] = { 0, strlen(text) };
-    assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
-}
-
-static uint32_t hits_of(qry_engine *q, idx_reader *r, const char *text)
-{
-    qry_params p = qry_default_params();
-    qry_result res;
-    assert_int_equal(qry_search(q, r, text, strlen(text), &p, &res), 0);
-    return res.n;
-}
-
 static void test_term_cache_snapshots(void **state)
 {
     tq_fixture *f = *state;
