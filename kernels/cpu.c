@@ -1,9 +1,10 @@
 /* cpu.c: the CPU backend: fast paths over OpenBLAS and a thread pool.
  *
  * The one file that calls cblas (STYLE 14). Matrix products go to
- * cblas_sgemm; everything else is row-parallel loops on a small pool of
- * threads owned by the backend (workers sleep on a condition variable
- * between ops, so they do not fight OpenBLAS's own threads for the cores).
+ * cblas_sgemm, single-threaded, split across a small pool of threads owned
+ * by the backend (rows_matmul), which also runs every other op as
+ * row-parallel loops; workers sleep on a condition variable between ops,
+ * and OpenBLAS runs no threads of its own to spin beside them.
  * Attention runs one (sequence, head) pair per task, each with two
  * single-threaded sgemm calls (scores, then probabilities x values) around
  * a fused scale/mask/softmax, so nothing is computed on padding: sequences
