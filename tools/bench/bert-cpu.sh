@@ -7,7 +7,9 @@
 # bert-hf.py). The peer is Debian's python3-torch (install libopenblas0-pthread
 # too, or Debian's reference BLAS makes it 30x slower); without transformers
 # bert-hf.py times an equivalent torch.nn BERT. Both run one after the other
-# in this script so they see the same machine.
+# in this script so they see the same machine. lexis runs OpenBLAS
+# single-threaded on its own pool of THREADS (--threads); PyTorch gets
+# OMP_NUM_THREADS.
 set -eu
 cd "$(dirname "$0")/../.."
 th=${1:-2}
@@ -15,7 +17,7 @@ seqs=${2:-128,256,512}
 paths=${3:-encoder}
 make -s build/release/bert-bench
 for s in $(echo "$seqs" | tr , ' '); do
-    OPENBLAS_NUM_THREADS=$th build/release/bert-bench --backend cpu --threads "$th" --batch 8 --seqs "$s" \
+    build/release/bert-bench --backend cpu --threads "$th" --batch 8 --seqs "$s" \
         --iters "${ITERS:-3}" --paths "$paths"
     OMP_NUM_THREADS=$th /usr/bin/python3 tools/bench/bert-hf.py cpu --threads "$th" --batch 8 --seqs "$s" \
         --iters "${ITERS:-3}" --paths "$paths" 2>&1 | grep -E '^pytorch-cpu [es]'
