@@ -324,16 +324,24 @@ static void rows_elementwise(void *arg, int w, int64_t r0, int64_t r1)
  * against 273 ms a batch at 256 tokens and layernorm 41 against 70). A
  * matmul is split by rows of x; each worker then adds the bias and the
  * activation to its own rows while they are still in cache. */
+/* y = x[r0, r0 + m) . w[c0, c0 + n)^T, y's rows ldy floats apart: the
+ * product both pool splits run, a worker's rows (rows_matmul) or its
+ * vocabulary columns (splade_max), single-threaded. */
+static void gemm_xwt(const kn_tensor *x, int64_t r0, int64_t m, const kn_tensor *w, int64_t c0, int64_t n,
+                     float *y, int64_t ldy)
+{
+    if (m > 0 && n > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)kn_tensor_cols(x), 1.0f,
+                    ROW(x, r0), (int)kn_tensor_row_stride(x), ROW(w, c0), (int)kn_tensor_row_stride(w), 0.0f,
+                    y, (int)ldy);
+}
+
 static void rows_matmul(void *arg, int w, int64_t r0, int64_t r1)
 {
     const bias_act_job *j = arg;
     const kn_op_args *a = j->a;
-    const kn_tensor *x = a->src[0], *wt = a->src[1];
-    int K = (int)kn_tensor_cols(x), N = (int)kn_tensor_rows(wt);
-    if (N > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), N, K, 1.0f, ROW(x, r0),
-                    (int)kn_tensor_row_stride(x), wt->data, (int)kn_tensor_row_stride(wt), 0.0f, ROW(a->dst, r0),
-                    (int)kn_tensor_row_stride(a->dst));
+    gemm_xwt(a->src[0], r0, r1 - r0, a->src[1], 0, kn_tensor_rows(a->src[1]), ROW(a->dst, r0),
+             kn_tensor_row_stride(a->dst));
     if (a->src[2] || a->act != KN_ACT_NONE)
         rows_bias_act(arg, w, r0, r1);
 }
@@ -442,11 +450,8 @@ typedef struct splade_job {
 static void splade_max(void *arg, int w, int64_t v0, int64_t v1)
 {
     splade_job *j = arg;
-    const kn_tensor *h = j->a->src[0], *wt = j->a->src[1];
     int64_t V = kn_tensor_cols(j->a->dst);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->nrows, (int)(v1 - v0), (int)kn_tensor_cols(h),
-                1.0f, ROW(h, j->r0), (int)kn_tensor_row_stride(h), ROW(wt, v0), (int)kn_tensor_row_stride(wt),
-                0.0f, j->z + v0, (int)V);
+    gemm_xwt(j->a->src[0], j->r0, j->nrows, j->a->src[1], v0, v1 - v0, j->z + v0, V);
     for (int64_t r = 0; r < j->nrows; r++) {
         float *d = ROW(j->a->dst, j->seq_of[j->r0 + r]);
         const float *z = j->z + r * V;
