@@ -296,18 +296,6 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 392;
         c->dsh[0] = 300; c->dsh[1] = 392;
     }
-    {   /* FFN-up shaped GELU GEMM with more tiles (128 x 192) than an H200
-         * has SMs: each persistent block of kn_wgmma_gemm_gelu takes two or
-         * three, so its stage and hand-over barriers turn phase; partial
-         * last row and column tiles, two k steps (72 = 64 + 8) */
-        tcase *c = &cs[k++];
-        c->name = "matmul-ffn+bias+gelu";
-        c->a = (kn_op_args){.op = KN_OP_MATMUL, .act = KN_ACT_GELU};
-        c->kind[0] = K_MAT; c->sh[0][0] = 3900; c->sh[0][1] = 72;
-        c->kind[1] = K_MAT; c->sh[1][0] = 1736; c->sh[1][1] = 72;
-        c->kind[2] = K_VEC; c->sh[2][0] = 1736;
-        c->dsh[0] = 3900; c->dsh[1] = 1736;
-    }
     {   /* BERT's width: the vectorized layer norm on CUDA (16-bit) */
         tcase *c = &cs[k++];
         c->name = "layernorm-768+residual";
@@ -568,15 +556,13 @@ static void test_cuda_equals_reference(void **state)
      * 1; attention 1, 2) and kn_wgmma.cu's (SPLADE 10-12, attention 10),
      * which fall back to mma.sync where the device has no wgmma; and the
      * norms' block-a-row kernel (LX_CUDA_NORM=1) where the warp-a-row one
-     * is the default; and the GELU GEMMs with k_bias_act_vec's pass
-     * (LX_CUDA_GELU=1) and kn_wgmma.cu's GEMM with the GELU inside (3) */
+     * is the default */
     static const struct { const char *var, *val; kn_op op; } kernel_choice[] = {
         {"LX_CUDA_SPLADE", "5", KN_OP_SPLADE_POOL},  {"LX_CUDA_SPLADE", "1", KN_OP_SPLADE_POOL},
         {"LX_CUDA_SPLADE", "10", KN_OP_SPLADE_POOL}, {"LX_CUDA_SPLADE", "11", KN_OP_SPLADE_POOL},
         {"LX_CUDA_SPLADE", "12", KN_OP_SPLADE_POOL}, {"LX_CUDA_ATTN", "1", KN_OP_ATTENTION},
         {"LX_CUDA_ATTN", "2", KN_OP_ATTENTION},      {"LX_CUDA_ATTN", "10", KN_OP_ATTENTION},
         {"LX_CUDA_NORM", "1", KN_OP_LAYERNORM},      {"LX_CUDA_NORM", "1", KN_OP_RMSNORM},
-        {"LX_CUDA_GELU", "1", KN_OP_MATMUL},         {"LX_CUDA_GELU", "3", KN_OP_MATMUL},
     };
     for (size_t v = 0; v < sizeof kernel_choice / sizeof *kernel_choice; v++) {
         kn_backend *g2;

@@ -54,7 +54,6 @@
 #include <type_traits>
 
 #include "kn_mma.h"
-#include "kn_ptx.cuh"   /* gelu_folded */
 
 #define _Noreturn [[noreturn]]
 extern "C" {
@@ -96,10 +95,8 @@ struct cuda_ctx {
                                   variant 0-1; 10 kn_wgmma_attention */
     int norm_variant;          /* LX_CUDA_NORM, for benchmarks: 0 k_norm_warp for 16-bit rows of up to
                                   1024 (default), 1 k_norm_vec for them too */
-    int gelu_variant;          /* LX_CUDA_GELU, for benchmarks: the GELU after a GEMM: 0 (default)
-                                  cuBLASLt and k_gelu_vec; 1 cuBLASLt and k_bias_act_vec (the
-                                  pass before k_gelu_vec); 3 the wgmma GEMM with the GELU
-                                  inside (kn_wgmma_gemm_gelu, slower: see kn_wgmma.cu) */
+    int gelu_variant;          /* LX_CUDA_GELU, for benchmarks: the GELU pass after a GEMM without
+                                  bias: 0 k_gelu_vec (default), 1 k_bias_act_vec (the pass before it) */
     int has_wgmma;             /* kn_wgmma_available: the Hopper kernels run here */
     void *tmap_encode;         /* its cuTensorMapEncodeTiled, or NULL */
     void *b16;                 /* the current matmul's bias narrowed to 16 bits */
@@ -423,6 +420,35 @@ __global__ void k_bias_act_vec(T *y, unsigned n, unsigned nc, long long ld_y, co
             st(e + j, act == KN_ACT_GELU ? gelu_erf(v) : act == KN_ACT_RELU ? fmaxf(v, 0.0f) : v);
         }
     });
+}
+
+/* GELU(x) = x (1/2 + erf(x/sqrt2)/2) with erf_rational's constants
+ * folded in: the polynomials taken in x^2 rather than (x/sqrt2)^2 and the
+ * 1/(2 sqrt2) in P, so a value costs 2 clamps, 12 FMA or MUL, a
+ * reciprocal and one FMA and one MUL (gelu_erf: about 24). Equal to
+ * gelu_erf up to F32 rounding. */
+__device__ __forceinline__ float gelu_folded(float x)
+{
+    const float h = 0.5f;
+    float t = fminf(fmaxf(x, -KN_ERF_CLAMP * 1.41421356237309505f), KN_ERF_CLAMP * 1.41421356237309505f);
+    float t2 = t * t;
+    /* P_i (1/2)^(6-i) / (2 sqrt2), Q_i (1/2)^(4-i) */
+    float p = KN_ERF_P0 * (h * h * h * h * h * h * 0.35355339059327376f);
+    p = fmaf(p, t2, KN_ERF_P1 * (h * h * h * h * h * 0.35355339059327376f));
+    p = fmaf(p, t2, KN_ERF_P2 * (h * h * h * h * 0.35355339059327376f));
+    p = fmaf(p, t2, KN_ERF_P3 * (h * h * h * 0.35355339059327376f));
+    p = fmaf(p, t2, KN_ERF_P4 * (h * h * 0.35355339059327376f));
+    p = fmaf(p, t2, KN_ERF_P5 * (h * 0.35355339059327376f));
+    p = fmaf(p, t2, KN_ERF_P6 * 0.35355339059327376f);
+    p = p * t;
+    float q = KN_ERF_Q0 * (h * h * h * h);
+    q = fmaf(q, t2, KN_ERF_Q1 * (h * h * h));
+    q = fmaf(q, t2, KN_ERF_Q2 * (h * h));
+    q = fmaf(q, t2, KN_ERF_Q3 * h);
+    q = fmaf(q, t2, KN_ERF_Q4);
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(q));   /* q <= KN_ERF_Q4 < 0: no denormal, no zero */
+    return x * fmaf(p, r, 0.5f);
 }
 
 /* The GELU pass alone (no bias) over 16-bit rows, after the FFN-up GEMM:
@@ -878,20 +904,6 @@ static int run_typed(cuda_ctx *cx, const kn_op_args *a, char *err, size_t errlen
             CU_TRY(ensure_buf(&cx->b16, &cx->b16_size, (size_t)N * sizeof(T)));
             k_narrow<T><<<(N + 255) / 256, 256, 0, st_>>>((T *)cx->b16, bias, N);
             ebias = cx->b16;
-        }
-        /* LX_CUDA_GELU=3: the wgmma GEMM that applies the GELU itself
-         * (kn_mma.h), where it runs; cudaErrorNotSupported leaves it to
-         * cuBLASLt */
-        if (sizeof(T) == 2 && a->act == KN_ACT_GELU && cx->has_wgmma && cx->gelu_variant == 3 &&
-            (narrow || !bias) && aligned16(y, LD(a->dst), 2) && aligned16(s0->data, LD(s0), 2) &&
-            aligned16(s1->data, LD(s1), 2)) {
-            cudaError_t e = kn_wgmma_gemm_gelu(std::is_same<T, __nv_bfloat16>::value, y, LD(a->dst), s0->data,
-                                               LD(s0), s1->data, LD(s1), bias ? ebias : nullptr, M, N, K,
-                                               cx->tmap_encode, cx->n_sm, st_);
-            if (e == cudaSuccess)
-                return 0;
-            if (e != cudaErrorNotSupported)
-                CU_TRY(e);
         }
         if (sizeof(T) == 2 && cx->gemm_mode != 2 &&
             gemm_lt(cx, y, a->dst->dtype, LD(a->dst), s0->data, LD(s0), s1->data, LD(s1), s0->dtype, M, N, K,

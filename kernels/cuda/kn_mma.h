@@ -59,18 +59,6 @@ cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const v
                                 const void *w, long long ld_w, const float *bias, const int *row_seq, int r0,
                                 int r1, int V, int K, int variant, void *tmap_encode, int n_sm, cudaStream_t st);
 
-/* y[M, N] = gelu(x[M, K] w[N, K]^T + bias[N]) on Hopper's wgmma (kn_wgmma.cu),
- * the GELU (kn_ptx.cuh's gelu_folded) done by a warpgroup of its own while
- * the next tile multiplies, so no pass over y follows. bias: N values of
- * the storage type, or NULL. N % 8 == 0, K % 8 == 0; persistent (min(tiles,
- * n_sm) blocks). Needs tmap_encode (kn_wgmma_available's); returns
- * cudaErrorNotSupported, having launched nothing, when it cannot run, so
- * that the caller takes cuBLASLt and a GELU pass. Only where
- * kn_wgmma_available said yes. */
-cudaError_t kn_wgmma_gemm_gelu(int is_bf16, void *y, long long ld_y, const void *x, long long ld_x, const void *w,
-                               long long ld_w, const void *bias, int M, int N, int K, void *tmap_encode, int n_sm,
-                               cudaStream_t st);
-
 /* 1 when the current device runs kn_wgmma.cu's kernels (the build holds
  * sm_90a code and the device is a Hopper), else 0. Runs a one-thread probe
  * kernel on st and waits for it. *tmap_encode: the driver's

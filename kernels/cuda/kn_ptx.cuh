@@ -1,9 +1,9 @@
 /* kn_ptx.cuh: private to kernels/cuda/: the PTX primitives the tensor-core
  * kernels share (kn_mma.cu's mma.sync kernels, kn_wgmma.cu's Hopper ones):
  * mma.sync m16n8k16, ldmatrix, cp.async, packing two floats into one
- * register of 16-bit values, the grouped tile order, the GELU after the
- * FFN-up GEMM and the online softmax of the attention kernels. Device
- * functions only; nothing here owns memory.
+ * register of 16-bit values, the grouped tile order and the online softmax
+ * of the attention kernels. Device functions only; nothing here owns
+ * memory.
  */
 #ifndef KN_PTX_CUH
 #define KN_PTX_CUH
@@ -13,8 +13,6 @@
 #include <stdint.h>
 
 #include <type_traits>
-
-#include "../kn_approx.h"
 
 
 template <typename T>
@@ -42,51 +40,6 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi)
     } else {
         __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
         return *(uint32_t *)&v;
-    }
-}
-
-// --- GELU --------------------------------------------------------------------
-
-/* GELU(x) = x (1/2 + erf(x/sqrt2)/2) with erf_rational's constants (kn_cuda.cu)
- * folded in: the polynomials taken in x^2 rather than (x/sqrt2)^2 and the
- * 1/(2 sqrt2) in P, so a value costs 2 clamps, 12 FMA or MUL, a
- * reciprocal and one FMA and one MUL (gelu_erf: about 24). Equal to
- * gelu_erf up to F32 rounding. */
-__device__ __forceinline__ float gelu_folded(float x)
-{
-    const float h = 0.5f;
-    float t = fminf(fmaxf(x, -KN_ERF_CLAMP * 1.41421356237309505f), KN_ERF_CLAMP * 1.41421356237309505f);
-    float t2 = t * t;
-    /* P_i (1/2)^(6-i) / (2 sqrt2), Q_i (1/2)^(4-i) */
-    float p = KN_ERF_P0 * (h * h * h * h * h * h * 0.35355339059327376f);
-    p = fmaf(p, t2, KN_ERF_P1 * (h * h * h * h * h * 0.35355339059327376f));
-    p = fmaf(p, t2, KN_ERF_P2 * (h * h * h * h * 0.35355339059327376f));
-    p = fmaf(p, t2, KN_ERF_P3 * (h * h * h * 0.35355339059327376f));
-    p = fmaf(p, t2, KN_ERF_P4 * (h * h * 0.35355339059327376f));
-    p = fmaf(p, t2, KN_ERF_P5 * (h * 0.35355339059327376f));
-    p = fmaf(p, t2, KN_ERF_P6 * 0.35355339059327376f);
-    p = p * t;
-    float q = KN_ERF_Q0 * (h * h * h * h);
-    q = fmaf(q, t2, KN_ERF_Q1 * (h * h * h));
-    q = fmaf(q, t2, KN_ERF_Q2 * (h * h));
-    q = fmaf(q, t2, KN_ERF_Q3 * h);
-    q = fmaf(q, t2, KN_ERF_Q4);
-    float r;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(q));   /* q <= KN_ERF_Q4 < 0: no denormal, no zero */
-    return x * fmaf(p, r, 0.5f);
-}
-
-/* The two 16-bit values of a register as floats, the low half first. */
-template <typename T>
-__device__ __forceinline__ void unpack2(uint32_t v, float *lo, float *hi)
-{
-    if constexpr (std::is_same<T, __half>::value) {
-        float2 f = __half22float2(*(const __half2 *)&v);
-        *lo = f.x;
-        *hi = f.y;
-    } else {
-        *lo = __uint_as_float(v << 16);
-        *hi = __uint_as_float(v & 0xFFFF0000u);
     }
 }
 

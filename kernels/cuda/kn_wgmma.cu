@@ -58,7 +58,14 @@
  * and exact-erf GELU in its epilogue was built on the same main loops and
  * measured slower than cuBLASLt plus a GELU pass (FFN-up + GELU at 32,768
  * tokens 0.399 ms against 0.370; QKV 0.252 against 0.198), so it was not
- * kept (commit c90ffb9 has it).
+ * kept (commit c90ffb9 has it). Nor was a persistent one (commit 3c83174)
+ * in which two consumer warpgroups hand each rounded 128 x 192 tile over
+ * in shared memory to three epilogue warps that apply the GELU while the
+ * next tile multiplies: its main loop alone ran at 0.205-0.209 ms
+ * (739-754 TFLOP/s), but with the hand-over and the GELU 0.354 against
+ * 0.338 for cuBLASLt and k_gelu_vec (a plain copy in place of the GELU
+ * 0.262-0.272): the GELU's ~0.1 ms was added to the wgmmas' time, not
+ * hidden under it.
  *
  * Compiled for real only for sm_90a (wgmma has no PTX for other targets);
  * for other targets the kernels are empty and kn_wgmma_available says no,
@@ -115,11 +122,7 @@ __device__ __forceinline__ void wg_pin(float *d)
                 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
                 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
 
-#define WG_R96 WG_R64 ", " \
-               "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
-               "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
-
-/* d[N/2] += A(64 x 16) B(N x 16)^T for one warpgroup (N = 128, 192, 256). Accumulator layout
+/* d[N/2] += A(64 x 16) B(N x 16)^T for one warpgroup. Accumulator layout
  * (warp w of the group, g = lane / 4, t = lane % 4): d[4j + e] is row
  * 16w + g, column 8j + 2t + e; d[4j + 2 + e] is row 16w + g + 8. */
 template <typename T, int N>
@@ -133,12 +136,6 @@ __device__ __forceinline__ void wg_mma(float *d, uint64_t da, uint64_t db)
     else if constexpr (N == 128)
         asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {" WG_R64 "}, %64, %65, 1, 1, 1, 0, 0;\n"
                      : WG_F64(0) : "l"(da), "l"(db));
-    else if constexpr (N == 192 && bf)
-        asm volatile("wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 {" WG_R96 "}, %96, %97, 1, 1, 1, 0, 0;\n"
-                     : WG_F64(0), WG_F8(64), WG_F8(72), WG_F8(80), WG_F8(88) : "l"(da), "l"(db));
-    else if constexpr (N == 192)
-        asm volatile("wgmma.mma_async.sync.aligned.m64n192k16.f32.f16.f16 {" WG_R96 "}, %96, %97, 1, 1, 1, 0, 0;\n"
-                     : WG_F64(0), WG_F8(64), WG_F8(72), WG_F8(80), WG_F8(88) : "l"(da), "l"(db));
     else if constexpr (bf)
         asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" WG_R128 "}, %128, %129, 1, 1, 1, 0, 0;\n"
                      : WG_F64(0), WG_F64(64) : "l"(da), "l"(db));
@@ -582,190 +579,6 @@ cudaError_t kn_wgmma_splade_max(int is_bf16, float *dst, long long ld_d, const v
                                              tmap_encode, n_sm, st);
     return splade_variant<__half>(variant, dst, ld_d, h, ld_h, w, ld_w, bias, row_seq, r0, r1, V, K, tmap_encode,
                                   n_sm, st);
-}
-
-// --- GEMM with the bias and GELU (the FFN's up projection) -----------------
-
-/* y = gelu(x w^T + bias) for x [M, K], w [N, K], y [M, N], over 128 x BN
- * tiles, persistent (a block an SM), with three roles in a block of 384
- * threads (12 warps, three on each of the SM's four schedulers, whose
- * register files then give a thread 168 registers; 13 warps would leave
- * 128, and the accumulators spill):
- *   - a producer warp (thread 352) loads each tile's k stages by TMA, as
- *     in the SPLADE head;
- *   - two consumer warpgroups (threads 0-255, rows 0-63 and 64-127) issue
- *     the wgmmas, add the bias to the F32 accumulators, round once to the
- *     storage type and hand the tile over in shared memory (ebuf);
- *   - three epilogue warps (threads 256-351) take the tile from ebuf,
- *     apply gelu_folded and write whole 16-byte chunks of rows.
- * So the GELU of one tile runs while the tensor cores work on the next:
- * the consumers only wait for ebuf to be free, which the epilogue (about
- * half a tile's wgmma time) gives back first. The numbers are those of
- * cuBLASLt with the 16-bit bias in its epilogue followed by k_gelu_vec:
- * F32 accumulation plus the bias, one rounding, the GELU of the rounded
- * value, a second rounding.
- *
- * ebuf holds the tile's rows of BN 16-bit values; the 16-byte chunk c of
- * row r sits at chunk c ^ (r % 8) (BN / 8 is a multiple of 8, so the XOR
- * stays inside the row), which spreads both the consumers' 4-byte writes
- * (8 rows of one chunk column a warp) and the epilogue's 16-byte reads (8
- * chunks of one row a quarter warp) over all banks. Barriers: full and
- * empty for the k stages (wg_produce / wg_consume); epi_full completes
- * when the 256 consumer threads have written a tile, epi_empty when the
- * 96 epilogue threads have read it. BN = 192: 96 accumulators a consumer
- * thread, and ebuf (48 KB) beside four stages (160 KB).
- *
- * Slower than cuBLASLt and k_gelu_vec, so not the default (LX_CUDA_GELU=3).
- * H200, FFN up at 32,768 tokens (BERT-base, 128 x 256), ms: cuBLASLt +
- * k_gelu_vec 0.337-0.342; this kernel 0.360 (4 chunks an epilogue step),
- * 0.369 (8), 0.403 (16); its main loop alone, no hand-over, 0.205-0.209
- * (739-754 TFLOP/s: faster than cuBLASLt's GEMM, ~0.227); with the
- * hand-over and a plain copy in place of the GELU 0.262-0.272. So the
- * GELU's ~0.1 ms is not hidden under the next tile's wgmmas but added to
- * them, as the separate pass's is, and the hand-over costs ~0.06 ms more.
- * Nsight Compute (8-chunk steps): 0.43 instructions issued a scheduler a
- * cycle, 0.84 eligible warps; stall cycles an instruction: long
- * scoreboard 1.19, wait 1.16, not selected 0.98, math pipe throttle 0.86,
- * dispatch 0.84, GMMA 0.61. The first version (epilogue warps one chunk a
- * step, the bias loaded from global memory at the hand-over) took 0.439 ms. */
-template <int BN, int NST>
-constexpr size_t gelu_gemm_smem() { return (size_t)NST * (WBM + BN) * WROW + (size_t)WBM * BN * 2 + 1024; }
-
-template <typename T, int BN, int NST>
-__global__ void __launch_bounds__(384, 1)
-    k_gemm_gelu_wgmma(T *y, long long ld_y, const T *bias, int M, int N, int K,
-                      const __grid_constant__ CUtensorMap tx, const __grid_constant__ CUtensorMap tw)
-{
-#ifdef KN_WGMMA
-    static_assert(BN % 64 == 0, "the chunk swizzle needs BN / 8 a multiple of 8");
-    extern __shared__ unsigned char wg_raw[];
-    __shared__ __align__(8) uint64_t bars[2 * NST + 2];
-    unsigned char *smem = (unsigned char *)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
-    unsigned char *ebuf = smem + (size_t)NST * (WBM + BN) * WROW;
-    uint64_t *epi_full = bars + 2 * NST, *epi_empty = epi_full + 1;
-    constexpr int CPR = BN / 8, PITCH = BN * 2; /* 16-byte chunks, bytes a row of ebuf */
-    const int n_ct = (N + BN - 1) / BN, n_rt = (M + WBM - 1) / WBM, n_tiles = n_ct * n_rt;
-    const int tid = threadIdx.x;
-    if (tid == 0) {
-        for (int s = 0; s < NST; s++) {
-            mbar_init(&bars[s], 1);
-            mbar_init(&bars[NST + s], 256);
-        }
-        mbar_init(epi_full, 256);
-        mbar_init(epi_empty, 96);
-        mbar_init_fence();
-    }
-    __syncthreads();
-    if (tid >= 352) { /* the producer warp */
-        int it = 0;
-        if (tid == 352)
-            for (int id = blockIdx.x; id < n_tiles; id += gridDim.x) {
-                int rt, ct;
-                grouped_tile(id, n_rt, n_ct, &rt, &ct);
-                wg_produce<BN, NST>(smem, bars, bars + NST, &tx, &tw, rt * WBM, ct * BN, K, &it);
-            }
-        return;
-    }
-    int tc = 0; /* tiles done by this thread: the phase of epi_full / epi_empty */
-    if (tid >= 256) { /* the epilogue warps */
-        const int e = tid - 256;
-        for (int id = blockIdx.x; id < n_tiles; id += gridDim.x, tc++) {
-            int rt, ct;
-            grouped_tile(id, n_rt, n_ct, &rt, &ct);
-            const int m0 = rt * WBM, n0 = ct * BN;
-            mbar_wait(epi_full, tc & 1);
-            /* STEP chunks a step, all loaded before any GELU (4 measured
-             * faster than 8 or 16) */
-            constexpr int STEP = 4;
-            static_assert(WBM * CPR % (96 * STEP) == 0, "whole steps of STEP chunks");
-            for (int i0 = e; i0 < WBM * CPR; i0 += 96 * STEP) {
-                uint4 u[STEP];
-#pragma unroll
-                for (int k = 0; k < STEP; k++) {
-                    int i = i0 + 96 * k, r = i / CPR, c = i % CPR;
-                    u[k] = *(const uint4 *)(ebuf + r * PITCH + ((c ^ (r & 7)) << 4));
-                }
-#pragma unroll
-                for (int k = 0; k < STEP; k++) {
-                    int i = i0 + 96 * k, row = m0 + i / CPR, col = n0 + 8 * (i % CPR);
-                    uint32_t *w = (uint32_t *)&u[k];
-#pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        float lo, hi;
-                        unpack2<T>(w[j], &lo, &hi);
-                        w[j] = pack2<T>(gelu_folded(lo), gelu_folded(hi));
-                    }
-                    if (row < M && col < N) /* N % 8 == 0: a chunk is all in or all out */
-                        *(uint4 *)(y + (long long)row * ld_y + col) = u[k];
-                }
-            }
-            mbar_arrive(epi_empty);
-        }
-        return;
-    }
-    /* the consumer warpgroups */
-    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3, r = warp * 16 + g;
-    int it = 0;
-    for (int id = blockIdx.x; id < n_tiles; id += gridDim.x, tc++) {
-        int rt, ct;
-        grouped_tile(id, n_rt, n_ct, &rt, &ct);
-        const int n0 = ct * BN;
-        /* the bias of this thread's columns n0 + 8 j + 2 t and the next,
-         * two 16-bit values a register, loaded before the wgmmas so that
-         * the hand-over does not wait for them */
-        uint32_t bpair[BN / 8];
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) {
-            int col = n0 + 8 * j + 2 * t; /* N is even: col + 1 < N too */
-            bpair[j] = bias && col < N ? *(const uint32_t *)(bias + col) : 0u;
-        }
-        float acc[BN / 2];
-        wg_consume<T, BN, NST>(acc, smem, bars, bars + NST, tid >> 7, K, &it);
-        mbar_wait(epi_empty, (tc & 1) ^ 1); /* a fresh barrier passes parity 1 */
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) {
-            float b0, b1;
-            unpack2<T>(bpair[j], &b0, &b1);
-            /* rows r and r + 8 share r % 8 = g */
-            unsigned char *p = ebuf + r * PITCH + ((j ^ g) << 4) + 4 * t;
-            *(uint32_t *)p = pack2<T>(acc[4 * j] + b0, acc[4 * j + 1] + b1);
-            *(uint32_t *)(p + 8 * PITCH) = pack2<T>(acc[4 * j + 2] + b0, acc[4 * j + 3] + b1);
-        }
-        mbar_arrive(epi_full);
-    }
-#endif
-}
-
-cudaError_t kn_wgmma_gemm_gelu(int is_bf16, void *y, long long ld_y, const void *x, long long ld_x, const void *w,
-                               long long ld_w, const void *bias, int M, int N, int K, void *tmap_encode, int n_sm,
-                               cudaStream_t st)
-{
-    constexpr int BN = 192, NST = 4;
-    if (M <= 0 || N <= 0)
-        return cudaSuccess;
-    if (N % 8 || K % 8 || !tmap_encode)
-        return cudaErrorNotSupported;
-    CUtensorMap tx = {}, tw = {};
-    if (!make_tmap(tmap_encode, &tx, is_bf16, x, M, K, ld_x, WBM) ||
-        !make_tmap(tmap_encode, &tw, is_bf16, w, N, K, ld_w, BN))
-        return cudaErrorNotSupported;
-    unsigned grid = (unsigned)((N + BN - 1) / BN) * (unsigned)((M + WBM - 1) / WBM);
-    if (n_sm > 0 && grid > (unsigned)n_sm)
-        grid = (unsigned)n_sm;
-    size_t smem = gelu_gemm_smem<BN, NST>();
-    cudaError_t e;
-    if (is_bf16) {
-        auto kern = k_gemm_gelu_wgmma<__nv_bfloat16, BN, NST>;
-        if ((e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)) != cudaSuccess)
-            return e;
-        kern<<<grid, 384, smem, st>>>((__nv_bfloat16 *)y, ld_y, (const __nv_bfloat16 *)bias, M, N, K, tx, tw);
-    } else {
-        auto kern = k_gemm_gelu_wgmma<__half, BN, NST>;
-        if ((e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)) != cudaSuccess)
-            return e;
-        kern<<<grid, 384, smem, st>>>((__half *)y, ld_y, (const __half *)bias, M, N, K, tx, tw);
-    }
-    return cudaGetLastError();
 }
 
 // --- attention ----------------------------------------------------------------
