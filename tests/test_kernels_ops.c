@@ -498,6 +498,20 @@ static tcase *make_cases(int *n)
         c->kind[2] = K_VEC; c->sh[2][0] = 1003;
         c->dsh[0] = 5; c->dsh[1] = 1003;
     }
+    {   /* more 128 x 256 tiles (480) than an H200 has SMs, so each
+         * persistent block of the wgmma head takes several and its stage
+         * barriers turn phase; an odd vocabulary, one-row sequences */
+        tcase *c = &cs[k++];
+        c->name = "splade_pool-many";
+        int32_t off[7] = {0, 700, 1500, 1501, 2999, 3000, 3000};
+        c->a = (kn_op_args){.op = KN_OP_SPLADE_POOL, .max_len = 1498};
+        c->n_seq = 6;
+        memcpy(c->seq_off, off, sizeof off);
+        c->kind[0] = K_MAT; c->sh[0][0] = 3000; c->sh[0][1] = 16;
+        c->kind[1] = K_MAT; c->sh[1][0] = 5003; c->sh[1][1] = 16;
+        c->kind[2] = K_VEC; c->sh[2][0] = 5003;
+        c->dsh[0] = 6; c->dsh[1] = 5003;
+    }
     LX_ASSERT(k <= 48);
     *n = k;
     return cs;
