@@ -10,7 +10,9 @@
 #       multiple of 500 (or the whole input), the first N documents of the
 #       input are found by their unique tokens and the following ones are not;
 #     - for add, every document of the base index is still there.
-#   A few build --force trials check that the old index survives a kill.
+#   A few build --force trials check that the old index survives a kill,
+#   and two kills at the swap itself (by strace, where it is installed) that
+#   the path holds the old index, then the new one, never none.
 # Environment: LEXIS (binary); CRASH_TRIALS (default 20), CRASH_DOCS (default
 # 8000), CRASH_SEED (random by default; printed, to replay a failure).
 set -u
@@ -211,6 +213,34 @@ for d in $(delays 6 "$build_ms" 3); do
 done
 echo "build --force: $forced trials, the old or the new complete index each time" \
      "($leftover left an INDEX.building-PID directory behind)"
+
+# ---- build --force killed at the swap itself -----------------------------------------
+# The random kills above rarely land on the swap, a few microseconds; strace
+# kills the process exactly there (SIGKILL injected at the system call's
+# entry): at the exchange of the two directories (renameat2), so the old
+# index must still be at the path, and at the rmdir that ends the removal
+# of the old one, after the exchange, so the new one must be there. (Before
+# the exchange, two renames, the old index aside and the new one in, left a
+# moment with no index at the path; a kill at the second one showed it.)
+if command -v strace > /dev/null 2>&1; then
+    for at in renameat2 rmdir; do
+        rm -rf idx idx.*
+        cp -R base idx
+        strace -f -o /dev/null -e trace=$at -e inject=$at:signal=KILL \
+            "$LEXIS" build idx --corpus all.jsonl --batch-docs $BATCH --quiet --force 2> /dev/null
+        what="build --force killed at $at"
+        [ -f idx/data.mdb ] || fail "$what: no index left at the path"
+        "$LEXIS" check idx > check.out 2>&1 || { cat check.out; fail "$what: lexis check failed"; }
+        if [ $at = renameat2 ]; then
+            verify 1 "$CRASH_DOCS" "$BASE" idx "$what (old index)"
+        else
+            verify 1 "$CRASH_DOCS" "$CRASH_DOCS" idx "$what (new index)"
+        fi
+    done
+    echo "build --force killed at the exchange: the old index; after it: the new one"
+else
+    echo "note: no strace here, so the kills at the swap itself were skipped"
+fi
 
 total=$((build_trials + trials))
 [ "$total" -ge 40 ] || [ "$CRASH_TRIALS" -lt 20 ] || fail "only $total trials"

@@ -18,7 +18,7 @@ done
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 liblmdb-dev lmdb-utils libxxhash-dev libopenblas-dev libopenblas0-pthread libevent-dev libcmocka-dev
 libjansson-dev libutf8proc-dev libstemmer-dev libstreamvbyte-dev libroaring-dev libzstd-dev
-python3"
+python3 strace"
 if [ $WEB = 1 ]; then
     PKGS="$PKGS chromium"
     # A Node.js already on the machine (nodesource's, say) conflicts with
