@@ -246,9 +246,9 @@ static void remove_stale_builds(const char *path)
  * (a kill before that leaves it there as PATH.building-PID, which the next
  * build --force removes). Two renames, path aside and target in, had a
  * moment with no index at path, which a kill found (t_crash.sh). Where
- * the filesystem cannot exchange (EINVAL), the two renames remain; if the
- * second fails, the message says where each index is. 0 or -1 (message
- * written). */
+ * the filesystem or kernel cannot exchange (EINVAL, ENOSYS), the two
+ * renames remain; if the second fails the old index is put back, and the
+ * message says where each index is. 0 or -1 (message written). */
 static int swap_in(const char *path, const char *target)
 {
     if (renameat2(AT_FDCWD, target, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
@@ -268,8 +268,13 @@ static int swap_in(const char *path, const char *target)
         return -1;
     }
     if (rename(target, path) != 0) {
-        fprintf(stderr, "lexis: moving the new index in: %s; the old index is at %s, the new at %s\n",
-                strerror(errno), old, target);
+        int e = errno;
+        if (rename(old, path) == 0) /* the old one back, so that path still holds an index */
+            fprintf(stderr, "lexis: moving the new index in: %s; the old index is still at %s\n", strerror(e),
+                    path);
+        else
+            fprintf(stderr, "lexis: moving the new index in: %s; the old index is at %s, the new at %s\n",
+                    strerror(e), old, target);
         return -1;
     }
     remove_index_dir(old);
