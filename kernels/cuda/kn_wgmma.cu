@@ -78,7 +78,13 @@
  * output projection 0.101 against 0.076, FFN up + GELU pass 0.428 against
  * 0.338, FFN down 0.246 against 0.212; the SPLADE path 6,959-6,994
  * against 8,184-8,228 documents/s at 256 tokens. The stores are the
- * cost: a tile's 1,536 store instructions touch 8 lines each.
+ * cost: a tile's 1,536 store instructions touch 8 lines each. With the
+ * tile written to shared memory as three 128 x 64 boxes in the 128-byte
+ * swizzle and stored by TMA (cp.async.bulk.tensor, one thread, running on
+ * while the next tile multiplies): QKV 0.197 against 0.193 ms, output
+ * projection 0.076 against 0.079, FFN up (+ pass) 0.354 against 0.345,
+ * FFN down 0.224 against 0.222, i.e. cuBLASLt's speed, and the SPLADE path
+ * 7,685-7,697 against 8,027-8,114 documents/s, so not kept either.
  *
  * Compiled for real only for sm_90a (wgmma has no PTX for other targets);
  * for other targets the kernels are empty and kn_wgmma_available says no,
