@@ -79,6 +79,9 @@ void idx_store_close(idx_store *s);
 /* Grows the map so that at least `need` more bytes fit. No txn may be open. */
 int  idx_store_grow(idx_store *s, size_t need);
 int  idx_store_info(idx_store *s, uint64_t *map_bytes, uint64_t *used_bytes);
+/* 1 when the file at path (DIR/data.mdb) is the one s has open, 0 when it
+ * is another file or none (the directory was replaced or removed). */
+int  idx_store_is_file(idx_store *s, const char *path);
 /* When free pages are at least min_free_pct percent of the file, rewrites it
  * without them (LMDB's compacting copy into DIR/data.mdb.compact, synced,
  * renamed over DIR/data.mdb). s stays open on the old file: close it next.

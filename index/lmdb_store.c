@@ -172,6 +172,14 @@ int idx_store_info(idx_store *s, uint64_t *map_bytes, uint64_t *used_bytes)
     return 0;
 }
 
+int idx_store_is_file(idx_store *s, const char *path)
+{
+    mdb_filehandle_t fd;
+    struct stat held, now;
+    return mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &held) == 0 && stat(path, &now) == 0 &&
+           held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+}
+
 /* Pages in use: every named database's, the main database's and the two
  * meta pages; the rest of the file up to last_pgno is free (LMDB reuses free
  * pages for later writes but never gives them back to the file system). */

@@ -19,8 +19,10 @@
  * are immutable); readers skip deleted ids. An id repeated inside one batch
  * drops the earlier copy, which then never reaches the disk.
  *
- * Concurrency: one writer per index, enforced by flock on INDEX/write.lock;
- * readers (other processes included) are never blocked (LMDB MVCC).
+ * Concurrency: one writer per index, enforced by flock on INDEX/write.lock
+ * (and the locked file must still be the one at the path: build --force
+ * swaps whole directories under that lock); readers (other processes
+ * included) are never blocked (LMDB MVCC).
  */
 #include "index_impl.h"
 
@@ -142,6 +144,18 @@ int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out)
     if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = errno == EWOULDBLOCK ? LX_E_BUSY : errno;
         idx_env_set_error(env, rc, "%s: another process is writing to this index", env->path);
+        goto out_free;
+    }
+    /* The index at the path must still be the one env has open: `lexis
+     * build --force` exchanges the whole directory for a new index (under
+     * the old one's lock) and removes the old one, so an env opened before
+     * that would write into files nobody reads again, while the lock just
+     * taken (by path) is the new index's. */
+    snprintf(lockpath, sizeof lockpath, "%s/data.mdb", env->path);
+    if (!idx_store_is_file(env->store, lockpath)) {
+        rc = LX_E_BUSY;
+        idx_env_set_error(env, rc, "%s: the index was replaced since it was opened (build --force); open it again",
+                          env->path);
         goto out_free;
     }
     /* Under the lock no compaction runs: a copy left here was interrupted. */

@@ -227,6 +227,36 @@ done
 expect 0 "$LEXIS" check idx
 expect 1 "$LEXIS" build idx --corpus nosuch.jsonl --force
 [ "$(docs idx)" = 2 ] || fail "build --force with a missing corpus damaged the index"
+# build --force holds the old index's writer lock from before it builds
+# until the swap: with another writer holding it for a moment (flock(1)
+# standing in for a `lexis add`), it waits, then goes on
+if command -v flock > /dev/null 2>&1; then
+    inode=$(ls -i idx/data.mdb | cut -d' ' -f1)
+    flock idx/write.lock sleep 1 &
+    holder=$!
+    sleep 0.3
+    start=$(date +%s%N)
+    expect 0 "$LEXIS" build idx --corpus more.jsonl --force --quiet
+    waited=$(( ($(date +%s%N) - start) / 1000000 ))
+    wait $holder
+    grep -q 'waiting for the process writing' "$T/err" || fail "build --force under a held writer lock: no message: $(cat "$T/err")"
+    [ "$waited" -ge 400 ] || fail "build --force did not wait for the writer lock (${waited} ms)"
+    [ "$(ls -i idx/data.mdb | cut -d' ' -f1)" != "$inode" ] || fail "build --force after waiting: the index was not replaced"
+    [ "$(docs idx)" = 2 ] || fail "build --force after waiting: expected 2 documents, got $(docs idx)"
+    # a writer holding the lock for longer than build --force waits (3 s):
+    # refused before building (exit 5, busy), the index untouched
+    flock idx/write.lock sleep 4 &
+    holder=$!
+    sleep 0.3
+    cksum idx/data.mdb > before.sum
+    expect 5 "$LEXIS" build idx --corpus corpus.jsonl --force --quiet
+    grep -q 'another process is writing' "$T/err" || fail "build --force while locked: unclear message: $(cat "$T/err")"
+    kill $holder 2> /dev/null; wait $holder 2> /dev/null
+    cksum idx/data.mdb | cmp -s - before.sum || fail "build --force while locked changed the index"
+    for f in idx.building-* idx.old-*; do
+        [ -e "$f" ] && fail "build --force while locked left $f behind"
+    done
+fi
 
 # ---- a missing corpus leaves no index behind ----------------------------------------
 expect 1 "$LEXIS" build newidx --corpus does-not-exist.jsonl

@@ -282,6 +282,37 @@ static void test_env_create_open_errors(void **state)
 
 /* ---- writer and reader ---------------------------------------------------------------- */
 
+/* An env opened on a directory that `lexis build --force` has since
+ * replaced (the two directories exchanged, the old one removed) must not
+ * get a writer: its commits would go to files nobody reads again. */
+static void test_writer_refuses_replaced_index(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char path[512], fresh[512], cmd[2700], err[256];
+    idx_env *old_env = create_index(dir, "idx");
+    idx_env *other = create_index(dir, "new");
+    idx_env_close(other);
+    snprintf(path, sizeof path, "%s/idx", dir);
+    snprintf(fresh, sizeof fresh, "%s/new", dir);
+    /* as build --force swaps: path gets the new index, the old one goes */
+    snprintf(cmd, sizeof cmd, "mv '%s' '%s.old' && mv '%s' '%s' && rm -r '%s.old'", path, path, fresh, path, path);
+    assert_int_equal(system(cmd), 0);
+    idx_writer *w = NULL;
+    assert_int_equal(idx_writer_open(old_env, NULL, &w), LX_E_BUSY);
+    assert_null(w);
+    assert_non_null(strstr(idx_env_errmsg(old_env), "replaced"));
+    idx_env_close(old_env);
+    /* opened again, the index at the path takes a writer */
+    idx_env *env;
+    assert_int_equal(idx_env_open(path, 0, NULL, &env, err, sizeof err), 0);
+    assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+    add_doc(w, "d1", "title", "text after the swap");
+    assert_int_equal(idx_writer_close(w), 0);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
 static void test_write_read_replace_delete(void **state)
 {
     (void)state;
@@ -713,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_svb_gaps_or),
         cmocka_unit_test(test_postings_rejects_garbage),
         cmocka_unit_test(test_env_create_open_errors),
+        cmocka_unit_test(test_writer_refuses_replaced_index),
         cmocka_unit_test(test_write_read_replace_delete),
         cmocka_unit_test(test_merge_segments),
         cmocka_unit_test(test_writer_rejects_bad_ids),

@@ -18,6 +18,7 @@
 #include <stdio.h>   /* renameat2, RENAME_EXCHANGE (_GNU_SOURCE) */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>  /* flock */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,9 +35,9 @@ static void build_help(FILE *f, int is_build)
             "  --stopwords LIST   lucene (default: Lucene's 33 English words), none, or a,b,c\n"
             "  --keep-possessive  do not strip a trailing 's\n"
             "  --k1 X  --b Y      BM25 parameters recorded as the default (0.9, 0.4)\n"
-            "  --force            replace an existing index (the old one is kept until\n"
-            "                     the new one is complete; then the two are exchanged\n"
-            "                     in one step)\n");
+            "  --force            replace an existing index (the old one is kept, and\n"
+            "                     locked against other writers, until the new one is\n"
+            "                     complete; then the two are exchanged in one step)\n");
     else
         fprintf(f,
             "usage: lexis add INDEX FILE|- [options]\n\n"
@@ -239,6 +240,41 @@ static void remove_stale_builds(const char *path)
     closedir(d);
 }
 
+enum { LOCK_WAIT_MS = 3000 };    /* how long build --force waits for another writer */
+
+/* Takes the writer lock of the index at path (its write.lock, as
+ * idx_writer_open does), waiting up to wait_ms for another writer to
+ * finish. Returns the locked descriptor, or CLI_BUSY or CLI_ERROR negated
+ * (message written). A running `lexis serve` holds the lock while it
+ * runs. */
+static int lock_index(const char *path, int wait_ms)
+{
+    char lockpath[4200];
+    snprintf(lockpath, sizeof lockpath, "%s/write.lock", path);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "lexis: %s: %s\n", lockpath, strerror(errno));
+        return -CLI_ERROR;
+    }
+    int e;
+    for (int waited = 0;; waited += 50) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        e = errno;
+        if (e != EWOULDBLOCK || waited >= wait_ms)
+            break;
+        if (waited == 0)
+            fprintf(stderr, "lexis: waiting for the process writing to %s to finish\n", path);
+        usleep(50 * 1000);
+    }
+    close(fd);
+    fprintf(stderr, "lexis: %s: %s\n", path,
+            e == EWOULDBLOCK ? "another process is writing to this index (a running lexis serve holds "
+                               "it while it runs); build --force would lose its writes"
+                             : strerror(e));
+    return e == EWOULDBLOCK ? -CLI_BUSY : -CLI_ERROR;
+}
+
 /* Puts the complete new index at target in the place of the old one at
  * path, so that a kill at any moment leaves an index at path, the old or
  * the new: one atomic exchange of the two directories (renameat2's
@@ -248,7 +284,8 @@ static void remove_stale_builds(const char *path)
  * moment with no index at path, which a kill found (t_crash.sh). Where
  * the filesystem or kernel cannot exchange (EINVAL, ENOSYS), the two
  * renames remain; if the second fails the old index is put back, and the
- * message says where each index is. 0 or -1 (message written). */
+ * message says where each index is. The caller holds the old index's
+ * writer lock. 0 or -1 (message written). */
 static int swap_in(const char *path, const char *target)
 {
     if (renameat2(AT_FDCWD, target, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
@@ -360,7 +397,20 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
             fclose(f);
         return CLI_ERROR;
     }
+    /* build --force holds the old index's writer lock from here to the
+     * swap: whatever another writer committed to the old index meanwhile
+     * would be removed with it, so other writers are kept out (they get
+     * "busy"), and one at work now is waited for a while, else refused
+     * before anything is built. A writer that opened the old index before
+     * and locks after the swap finds it gone from the path and refuses
+     * (idx_writer_open). */
+    int old_lock = -1;
     if (replace) {
+        if ((old_lock = lock_index(path, LOCK_WAIT_MS)) < 0) {
+            if (f != stdin)
+                fclose(f);
+            return -old_lock;
+        }
         remove_stale_builds(path);
         snprintf(target, sizeof target, "%s.building-%ld", path, (long)getpid());
     }
@@ -386,6 +436,8 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
         }
         if (f != stdin)
             fclose(f);
+        if (old_lock >= 0)
+            close(old_lock);
         return rc == LX_E_INVAL ? CLI_USAGE : CLI_ERROR;
     }
     rc = ingest(env, &o, f, total);
@@ -396,10 +448,10 @@ static int run_ingest_cmd(int argc, char **argv, int is_build)
         if (rc != CLI_OK && rc != CLI_PARTIAL) {
             remove_index_dir(target);
             fprintf(stderr, "lexis: %s left unchanged\n", path);
-            return rc;
+        } else if (swap_in(path, target) != 0) {
+            rc = CLI_ERROR;
         }
-        if (swap_in(path, target) != 0)
-            return CLI_ERROR;
+        close(old_lock);
     }
     return rc;
 }
