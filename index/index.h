@@ -107,9 +107,9 @@ typedef struct idx_add_report {
 } idx_add_report;
 
 /* Opens the single writer of env. Takes an exclusive lock on INDEX/write.lock
- * (LX_E_BUSY if another process holds it, or if the directory at env's path
- * has been replaced, by `lexis build --force`, since env was opened). *out
- * owned by the caller. */
+ * (LX_E_BUSY if another process holds it, or if the index at env's path has
+ * been replaced since env was opened: the directory by `lexis build --force`,
+ * or data.mdb by a compaction). *out owned by the caller. */
 int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out);
 
 /* Adds one document. Fields: parallel arrays of names and UTF-8 values

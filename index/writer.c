@@ -148,13 +148,16 @@ int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out)
     }
     /* The index at the path must still be the one env has open: `lexis
      * build --force` exchanges the whole directory for a new index (under
-     * the old one's lock) and removes the old one, so an env opened before
-     * that would write into files nobody reads again, while the lock just
-     * taken (by path) is the new index's. */
+     * the old one's lock) and removes the old one, and a compaction renames
+     * a new data.mdb over the old, so an env opened before either would
+     * write into a file nobody reads again (while the lock just taken, by
+     * path, may be the new index's). */
     snprintf(lockpath, sizeof lockpath, "%s/data.mdb", env->path);
     if (!idx_store_is_file(env->store, lockpath)) {
         rc = LX_E_BUSY;
-        idx_env_set_error(env, rc, "%s: the index was replaced since it was opened (build --force); open it again",
+        idx_env_set_error(env, rc,
+                          "%s: the index was replaced since it was opened (by build --force, or a "
+                          "compaction); open it again",
                           env->path);
         goto out_free;
     }
