@@ -269,8 +269,8 @@ static int lock_index(const char *path, int wait_ms)
     }
     close(fd);
     fprintf(stderr, "lexis: %s: %s\n", path,
-            e == EWOULDBLOCK ? "another process is writing to this index (a running lexis serve holds "
-                               "it while it runs); build --force would lose its writes"
+            e == EWOULDBLOCK ? "another process is writing to this index (a lexis add, or a lexis "
+                               "serve, which holds it while it runs); replacing it would lose its writes"
                              : strerror(e));
     return e == EWOULDBLOCK ? -CLI_BUSY : -CLI_ERROR;
 }
