@@ -112,6 +112,13 @@ typedef struct idx_add_report {
  * or data.mdb by a compaction). *out owned by the caller. */
 int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out);
 
+/* The writer lock alone, of the index directory dir, as idx_writer_open
+ * takes it (without waiting): 0 and *fd, whose close releases it;
+ * LX_E_BUSY when another process holds it; else the errno of opening
+ * DIR/write.lock. For `lexis build --force`, which keeps writers out of an
+ * index it is about to replace. */
+int idx_writer_lock(const char *dir, int *fd);
+
 /* Adds one document. Fields: parallel arrays of names and UTF-8 values
  * (borrowed, copied). A document whose id exists replaces it. Returns
  * LX_E_INPUT for an empty/too long id; may flush (and commit). */

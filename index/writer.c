@@ -134,16 +134,11 @@ int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out)
     lx_arena_init(&w->term_arena, 1 << 20);
 
     char lockpath[4096];
-    snprintf(lockpath, sizeof lockpath, "%s/write.lock", env->path);
-    w->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (w->lock_fd < 0) {
-        rc = errno;
-        idx_env_set_error(env, rc, "%s: %s", lockpath, strerror(rc));
-        goto out_free;
-    }
-    if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? LX_E_BUSY : errno;
-        idx_env_set_error(env, rc, "%s: another process is writing to this index", env->path);
+    if ((rc = idx_writer_lock(env->path, &w->lock_fd)) != 0) {
+        if (rc == LX_E_BUSY)
+            idx_env_set_error(env, rc, "%s: another process is writing to this index", env->path);
+        else
+            idx_env_set_error(env, rc, "%s/write.lock: %s", env->path, strerror(rc));
         goto out_free;
     }
     /* The index at the path must still be the one env has open: `lexis
@@ -189,6 +184,22 @@ int idx_writer_open(idx_env *env, const idx_writer_params *p, idx_writer **out)
 out_free:
     idx_writer_abandon(w);
     return rc;
+}
+
+int idx_writer_lock(const char *dir, int *fd)
+{
+    char lockpath[4096];
+    snprintf(lockpath, sizeof lockpath, "%s/write.lock", dir);
+    int lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lfd < 0)
+        return errno;
+    if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = errno == EWOULDBLOCK ? LX_E_BUSY : errno;
+        close(lfd);
+        return rc;
+    }
+    *fd = lfd;
+    return 0;
 }
 
 static void idx_writer_clear_batch(idx_writer *w)

@@ -18,7 +18,6 @@
 #include <stdio.h>   /* renameat2, RENAME_EXCHANGE (_GNU_SOURCE) */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>  /* flock */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -242,37 +241,28 @@ static void remove_stale_builds(const char *path)
 
 enum { LOCK_WAIT_MS = 3000 };    /* how long build --force waits for another writer */
 
-/* Takes the writer lock of the index at path (its write.lock, as
- * idx_writer_open does), waiting up to wait_ms for another writer to
- * finish. Returns the locked descriptor, or CLI_BUSY or CLI_ERROR negated
- * (message written). A running `lexis serve` holds the lock while it
- * runs. */
+/* Takes the writer lock of the index at path (idx_writer_lock), waiting
+ * up to wait_ms for another writer to finish. Returns the locked
+ * descriptor, or CLI_BUSY or CLI_ERROR negated (message written). A
+ * running `lexis serve` holds the lock while it runs. */
 static int lock_index(const char *path, int wait_ms)
 {
-    char lockpath[4200];
-    snprintf(lockpath, sizeof lockpath, "%s/write.lock", path);
-    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fprintf(stderr, "lexis: %s: %s\n", lockpath, strerror(errno));
-        return -CLI_ERROR;
-    }
-    int e;
+    int fd, rc;
     for (int waited = 0;; waited += 50) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        if ((rc = idx_writer_lock(path, &fd)) == 0)
             return fd;
-        e = errno;
-        if (e != EWOULDBLOCK || waited >= wait_ms)
+        if (rc != LX_E_BUSY || waited >= wait_ms)
             break;
         if (waited == 0)
             fprintf(stderr, "lexis: waiting for the process writing to %s to finish\n", path);
         usleep(50 * 1000);
     }
-    close(fd);
-    fprintf(stderr, "lexis: %s: %s\n", path,
-            e == EWOULDBLOCK ? "another process is writing to this index (a lexis add, or a lexis "
-                               "serve, which holds it while it runs); replacing it would lose its writes"
-                             : strerror(e));
-    return e == EWOULDBLOCK ? -CLI_BUSY : -CLI_ERROR;
+    if (rc == LX_E_BUSY)
+        fprintf(stderr, "lexis: %s: another process is writing to this index (a lexis add, or a lexis serve, "
+                "which holds it while it runs); replacing it would lose its writes\n", path);
+    else
+        fprintf(stderr, "lexis: %s/write.lock: %s\n", path, strerror(rc));
+    return rc == LX_E_BUSY ? -CLI_BUSY : -CLI_ERROR;
 }
 
 /* Puts the complete new index at target in the place of the old one at
