@@ -4,17 +4,9 @@
 
 #include <stdlib.h>
 
-static uint64_t cursor_len(const qry_cursor *c)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < c->nlists; i++)
-        n += c->lists[i].n;
-    return n;
-}
-
 static int by_len(const void *a, const void *b)
 {
-    uint64_t x = cursor_len(*(qry_cursor *const *)a), y = cursor_len(*(qry_cursor *const *)b);
+    uint64_t x = (*(qry_cursor *const *)a)->len, y = (*(qry_cursor *const *)b)->len;
     return (x > y) - (x < y);
 }
 

@@ -111,8 +111,10 @@ void qry_cursor_init(qry_cursor *c, const idx_reader *r, const idx_plist *lists,
     c->has_deletes = idx_reader_has_deletes(r);
     c->error = 0;
     c->postings = 0;
+    c->len = 0;
     c->max_score = 0;
     for (uint32_t i = 0; i < n; i++) {
+        c->len += lists[i].n;
         float bnd = bound_of(c, &lists[i], lists[i].fmax, lists[i].max_tf, lists[i].min_dl);
         if (bnd > c->max_score)
             c->max_score = bnd;

@@ -1,12 +1,19 @@
 /* maxscore.c: MaxScore (Turtle & Flood 1995), in windows of documents.
  *
- * Terms are ordered by their score bound, ascending; ub[i] is the sum of the
- * bounds of terms 0..i. Once the top-k threshold reaches ub[i], a document
- * matching only terms 0..i cannot enter, so those terms become
- * "non-essential": candidates come only from the essential terms, and a
- * non-essential term is looked up (qry_cursor_add_matches) only while the
- * candidate's partial score plus the remaining bounds could still beat the
- * threshold.
+ * Terms are put in an order, and ub[i] is the sum of the bounds of terms
+ * 0..i. Once the top-k threshold reaches ub[i], a document matching only
+ * terms 0..i cannot enter, so those terms become "non-essential":
+ * candidates come only from the essential terms, and a non-essential term
+ * is looked up (qry_cursor_add_matches) only while the candidate's partial
+ * score plus the remaining bounds could still beat the threshold. The
+ * classic order is by bound, ascending; here it is by bound per posting
+ * (ties by bound), the greedy answer to "which terms leave out the most
+ * postings for a sum of bounds under the threshold": a term whose bound is
+ * like its neighbours' but whose list is longer becomes non-essential
+ * first. Every bound below is a sum over a prefix or over all terms, so
+ * any order is correct; over the bench's 2,075 queries at k=10 this one
+ * examined 3.2% fewer postings on the Debian corpus (CISI's long queries
+ * 6.2%), 1.0% on SciFact and 5.5% on synth2m.
  *
  * Candidates are gathered a window of QRY_WINDOW doc ids at a time, term at
  * a time (as Lucene's MaxScore does): each essential term adds its scores
@@ -52,6 +59,17 @@ static int by_bound(const void *a, const void *b)
 {
     float x = (*(qry_cursor *const *)a)->max_score, y = (*(qry_cursor *const *)b)->max_score;
     return (x > y) - (x < y);
+}
+
+/* The order of the terms (see the top of the file): bound per posting,
+ * ascending, ties by bound. */
+static int by_bound_per_posting(const void *a, const void *b)
+{
+    const qry_cursor *x = *(qry_cursor *const *)a, *y = *(qry_cursor *const *)b;
+    double rx = x->max_score / (double)(x->len + 1), ry = y->max_score / (double)(y->len + 1);
+    if (rx != ry)
+        return (rx > ry) - (rx < ry);
+    return by_bound(a, b);
 }
 
 /* Accumulates the essential terms cs[first_ess..n) over [base, end), term
@@ -105,7 +123,7 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
     uint32_t *cand = wd->cand;       /* wd's acc and bits: zero on entry and return */
     double *cscore = wd->cscore;
     uint64_t scored = 0;
-    lx_sort(cs, n, sizeof *cs, by_bound);
+    lx_sort(cs, n, sizeof *cs, by_bound_per_posting);
     double sum = 0;
     for (uint32_t i = 0; i < n; i++) {
         sum += cs[i]->max_score;

@@ -48,6 +48,7 @@ typedef struct qry_cursor {
     /* shallow (block-max) position: list and block, not decoded */
     uint32_t sli, sbi;
     uint64_t postings;        /* positions visited, for statistics */
+    uint64_t len;             /* postings in its lists, deleted docs included */
     uint32_t docs[IDX_BLOCK_SIZE];
     uint32_t tfs[IDX_BLOCK_SIZE];
 } qry_cursor;
