@@ -6,7 +6,7 @@
 
 static int by_len(const void *a, const void *b)
 {
-    uint64_t x = (*(qry_cursor *const *)a)->len, y = (*(qry_cursor *const *)b)->len;
+    uint32_t x = (*(qry_cursor *const *)a)->len, y = (*(qry_cursor *const *)b)->len;
     return (x > y) - (x < y);
 }
 

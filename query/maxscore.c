@@ -66,7 +66,7 @@ static int by_bound(const void *a, const void *b)
 static int by_bound_per_posting(const void *a, const void *b)
 {
     const qry_cursor *x = *(qry_cursor *const *)a, *y = *(qry_cursor *const *)b;
-    double rx = x->max_score / (double)(x->len + 1), ry = y->max_score / (double)(y->len + 1);
+    double rx = x->max_score / ((double)x->len + 1), ry = y->max_score / ((double)y->len + 1);
     if (rx != ry)
         return (rx > ry) - (rx < ry);
     return by_bound(a, b);

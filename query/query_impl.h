@@ -4,6 +4,8 @@
 
 #include "query.h"
 
+#include <stddef.h>
+
 #define QRY_END UINT32_MAX
 #define QRY_MAX_TERMS 256
 /* Upper bounds are inflated by this factor so that float rounding in the
@@ -47,11 +49,16 @@ typedef struct qry_cursor {
     int error;                /* LX_E_CORRUPT seen while decoding */
     /* shallow (block-max) position: list and block, not decoded */
     uint32_t sli, sbi;
+    uint32_t len;             /* postings in its lists, deleted docs included
+                                 (at most one a doc id, so 32 bits hold it) */
     uint64_t postings;        /* positions visited, for statistics */
-    uint64_t len;             /* postings in its lists, deleted docs included */
     uint32_t docs[IDX_BLOCK_SIZE];
     uint32_t tfs[IDX_BLOCK_SIZE];
 } qry_cursor;
+/* The decoder stores 16 bytes at a time into docs and tfs, and the arena
+ * hands out 16-byte-aligned cursors: a misaligned docs would split a
+ * quarter of those stores across cache lines. */
+_Static_assert(offsetof(qry_cursor, docs) % 16 == 0, "qry_cursor.docs must stay 16-byte aligned");
 
 /* Positions c on its first live posting. */
 void qry_cursor_init(qry_cursor *c, const idx_reader *r, const idx_plist *lists, uint32_t n,
