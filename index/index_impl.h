@@ -13,7 +13,10 @@
  *   terms     term bytes -> u32 term_id, u32 df (live), u64 cf (live)
  *   postings  u32be term_id, u32be seg -> postings list (layout below)
  *   segments  u32be seg -> u32 base, u32 ndocs, f32 k1, f32 b, f32 avgdl,
- *                          u32 checksum, u32 doclen[ndocs]
+ *                          u32 checksum, u16 doclen[ndocs] (0xFFFF: 65,535
+ *                          or more, in the table), 0-2 zero bytes to a
+ *                          multiple of 4, (u32 offset, u32 doclen) for each
+ *                          long one, by offset (format 4; segment.c)
  *             "docdict"  -> zstd dictionary of the stored documents (docstore.c)
  *   docs      u32be docid -> u32 checksum, u32 doclen, u16 id_len, id, u8 codec,
  *                          fields block, raw or zstd-compressed (docstore.c)
@@ -217,9 +220,17 @@ void idx_env_set_error(idx_env *env, int rc, const char *fmt, ...)
 typedef struct idx_segment {
     uint32_t seg, base, ndocs;
     float k1, b, avgdl;
-    const unsigned char *doclens;    /* ndocs u32, unaligned */
+    idx_doclens doclens;             /* borrowed from the value */
 } idx_segment;
+/* Reads a segments value in place (segment.c): LX_E_CORRUPT when its sizes
+ * or its table of long lengths do not hold together. */
 int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out);
+/* Bytes of the value for ndocs documents of lengths lens. */
+size_t idx_segment_size(const uint32_t *lens, uint32_t ndocs);
+/* Writes the value (size bytes, from idx_segment_size) into sv, checksum
+ * included. */
+void idx_segment_write(unsigned char *sv, size_t size, uint32_t base, uint32_t ndocs, float k1, float b,
+                       float avgdl, const uint32_t *lens);
 
 /* Merges every segment into one and drops deleted postings, in one
  * transaction (merge.c). The caller holds the writer lock. */

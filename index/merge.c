@@ -127,7 +127,7 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
     }
     for (uint32_t i = 0; i < nsegs; i++)
         for (uint32_t j = 0; j < segs[i].ndocs; j++)
-            lens[segs[i].base - base + j] = lx_ld32(segs[i].doclens + 4 * (size_t)j);
+            lens[segs[i].base - base + j] = idx_doclens_get(&segs[i].doclens, j);
     float avgdl = sd.ndocs ? (float)((double)sd.total_len / (double)sd.ndocs) : 1.0f;
     if (!(avgdl > 0))
         avgdl = 1.0f;
@@ -210,19 +210,11 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
     if (ndocs) {
         unsigned char key[4];
         void *dst;
+        size_t vlen = idx_segment_size(lens, ndocs);
         lx_st32be(key, newseg);
-        if ((rc = idx_store_reserve(w, IDX_DB_SEGMENTS, key, 4, IDX_SEG_HEADER + (size_t)ndocs * 4,
-                                    0, &dst)) != 0)
+        if ((rc = idx_store_reserve(w, IDX_DB_SEGMENTS, key, 4, vlen, 0, &dst)) != 0)
             goto out;
-        unsigned char *sv = dst;
-        lx_st32(sv, base);
-        lx_st32(sv + 4, ndocs);
-        lx_stf(sv + 8, env->k1);
-        lx_stf(sv + 12, env->b);
-        lx_stf(sv + 16, avgdl);
-        memcpy(sv + IDX_SEG_HEADER, lens, (size_t)ndocs * 4);
-        uint64_t h = idx_hash64_seed(sv + IDX_SEG_HEADER, (size_t)ndocs * 4, idx_hash64(sv, 20));
-        lx_st32(sv + 20, (uint32_t)h);
+        idx_segment_write(dst, vlen, base, ndocs, env->k1, env->b, avgdl, lens);
     }
     rc = idx_store_del(w, IDX_DB_DELETED, "bitmap", 6);
     if (rc && rc != LX_E_NOTFOUND)

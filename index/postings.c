@@ -187,7 +187,7 @@ int idx_plist_parse(const void *val, size_t len, idx_plist *out)
     out->seg = 0;
     out->seg_base = 0;                /* the reader sets the segment fields */
     out->seg_ndocs = UINT32_MAX;
-    out->doclens = NULL;
+    out->doclens = (idx_doclens){ 0 };
     return 0;
 }
 

@@ -23,23 +23,6 @@ struct idx_reader {
     uint64_t serial;         /* idx_reader_serial */
 };
 
-int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out)
-{
-    const unsigned char *v = val;
-    if (len < IDX_SEG_HEADER)
-        return LX_E_CORRUPT;
-    out->seg = seg;
-    out->base = lx_ld32(v);
-    out->ndocs = lx_ld32(v + 4);
-    out->k1 = lx_ldf(v + 8);
-    out->b = lx_ldf(v + 12);
-    out->avgdl = lx_ldf(v + 16);
-    out->doclens = v + IDX_SEG_HEADER;
-    if ((len - IDX_SEG_HEADER) / 4 != out->ndocs || (len - IDX_SEG_HEADER) % 4 || !(out->avgdl > 0))
-        return LX_E_CORRUPT;
-    return 0;
-}
-
 int idx_reader_open(idx_env *env, idx_reader **out)
 {
     int rc;
@@ -196,7 +179,7 @@ uint32_t idx_reader_doclen(const idx_reader *r, uint32_t docid)
         const idx_segment *s = &r->segs[i];
         if (docid >= s->base) {
             if (docid - s->base < s->ndocs)
-                return lx_ld32(s->doclens + 4 * (size_t)(docid - s->base));
+                return idx_doclens_get(&s->doclens, docid - s->base);
             return 0;
         }
     }

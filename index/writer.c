@@ -795,20 +795,12 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
     if (w->ndocs) {
         unsigned char key[4];
         void *dst;
-        size_t vlen = IDX_SEG_HEADER + w->ndocs * 4;
+        size_t vlen = idx_segment_size(lens, (uint32_t)w->ndocs);
         lx_st32be(key, seg);
         if ((rc = idx_store_reserve(t, IDX_DB_SEGMENTS, key, 4, vlen, 0, &dst)))
             goto out_bufs;
-        unsigned char *sv = dst;
-        lx_st32(sv, w->stats.next_docid);
-        lx_st32(sv + 4, (uint32_t)w->ndocs);
-        lx_stf(sv + 8, w->env->k1);
-        lx_stf(sv + 12, w->env->b);
-        lx_stf(sv + 16, avgdl);
-        for (size_t i = 0; i < w->ndocs; i++)
-            lx_st32(sv + IDX_SEG_HEADER + 4 * i, lens[i]);
-        uint64_t h = idx_hash64_seed(sv + IDX_SEG_HEADER, w->ndocs * 4, idx_hash64(sv, 20));
-        lx_st32(sv + 20, (uint32_t)h);
+        idx_segment_write(dst, vlen, w->stats.next_docid, (uint32_t)w->ndocs, w->env->k1, w->env->b, avgdl,
+                          lens);
 
         /* 5. Postings, in term id order. */
         lx_sort(terms, nterms, sizeof *terms, cmp_wterm_id);

@@ -102,9 +102,11 @@ int   lx_buf_reserve(void **buf, size_t *cap, size_t need, size_t first);
 
 /* Unaligned little-endian loads and stores: LMDB values are only 2-byte
  * aligned, so every read of an on-disk integer goes through these. */
+static inline uint16_t lx_ld16(const void *p) { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
 static inline uint32_t lx_ld32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
 static inline uint64_t lx_ld64(const void *p) { uint64_t v; __builtin_memcpy(&v, p, 8); return v; }
 static inline float    lx_ldf(const void *p)  { float v;    __builtin_memcpy(&v, p, 4); return v; }
+static inline void lx_st16(void *p, uint16_t v) { __builtin_memcpy(p, &v, 2); }
 static inline void lx_st32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
 static inline void lx_st64(void *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
 

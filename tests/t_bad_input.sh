@@ -325,7 +325,7 @@ value_of() { awk -v k=" $2" 'f { print substr($0, 2); exit } $0 == k { f = 1 }' 
 expect 0 "$LEXIS" build vidx --corpus base.jsonl --quiet
 mdb_dump -s meta vidx > meta.dump || fail "mdb_dump -s meta failed"
 fmt=$(tohex format)
-[ "$(value_of meta.dump "$fmt")" = 03000000 ] || fail "meta 'format' is not u32 3: $(value_of meta.dump "$fmt")"
+[ "$(value_of meta.dump "$fmt")" = 04000000 ] || fail "meta 'format' is not u32 4: $(value_of meta.dump "$fmt")"
 awk -v k=" $fmt" 'f { $0 = " 63000000"; f = 0 } $0 == k { f = 1 } { print }' meta.dump > meta99.dump
 mdb_load -s meta -f meta99.dump vidx 2>/dev/null || fail "mdb_load -s meta failed"
 mdb_dump -s meta vidx > meta.check
@@ -339,8 +339,9 @@ done
 expect 1 "$LEXIS" build vidx --corpus base.jsonl
 mdb_dump -s meta vidx | cmp -s - meta.check || fail "a command modified the newer-format index"
 # Older formats (1: documents stored raw; 2: postings headers without the
-# k-th best scores) are refused too, not misread.
-for v in 1 2; do
+# k-th best scores; 3: segments with u32 document lengths) are refused too,
+# not misread.
+for v in 1 2 3; do
     awk -v k=" $fmt" -v old=" 0${v}000000" 'f { $0 = old; f = 0 } $0 == k { f = 1 } { print }' meta.dump > "meta$v.dump"
     mdb_load -s meta -f "meta$v.dump" vidx 2>/dev/null || fail "mdb_load -s meta (version $v) failed"
     for c in "search vidx x" "check vidx" "add vidx base.jsonl"; do

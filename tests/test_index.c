@@ -379,6 +379,105 @@ static void test_write_read_replace_delete(void **state)
     remove_tmpdir(dir);
 }
 
+/* Segment values (format 4): u16 lengths, the long ones in a table. */
+static void test_segment_lengths(void **state)
+{
+    (void)state;
+    const uint32_t lens[] = { 0, 1, 65534, 65535, 65536, 7, UINT32_MAX, 300 };
+    for (uint32_t n = 0; n <= 8; n++) {           /* odd and even counts: padding */
+        size_t size = idx_segment_size(lens, n);
+        unsigned char *v = malloc(size + 8);
+        idx_segment_write(v, size, 100, n, 0.9f, 0.4f, 12.5f, lens);
+        idx_segment s;
+        assert_int_equal(idx_segment_parse(7, v, size, &s), 0);
+        assert_int_equal(s.seg, 7);
+        assert_int_equal(s.base, 100);
+        assert_int_equal(s.ndocs, n);
+        assert_true(s.avgdl == 12.5f);
+        assert_int_equal(s.doclens.nlong, (n > 3) + (n > 4) + (n > 6));
+        for (uint32_t i = 0; i < n; i++)
+            assert_int_equal(idx_doclens_get(&s.doclens, i), lens[i]);
+        /* The checksum covers the lengths, padding and table. */
+        uint64_t h = idx_hash64_seed(v + IDX_SEG_HEADER, size - IDX_SEG_HEADER, idx_hash64(v, 20));
+        assert_int_equal((uint32_t)h, lx_ld32(v + 20));
+        /* Sizes that do not hold together. */
+        assert_int_equal(idx_segment_parse(7, v, size - 1, &s), LX_E_CORRUPT);
+        assert_int_equal(idx_segment_parse(7, v, size + 4, &s), LX_E_CORRUPT);
+        if (size >= 8)
+            assert_int_equal(idx_segment_parse(7, v, size - 8, &s), n > 3 ? 0 : LX_E_CORRUPT);
+        free(v);
+    }
+    /* A damaged table: out of order, past ndocs, or a short "long" length. */
+    size_t size = idx_segment_size(lens, 8);
+    unsigned char *v = malloc(size);
+    unsigned char *table = v + size - 24;         /* offsets 3, 4, 6 */
+    idx_segment s;
+    idx_segment_write(v, size, 0, 8, 0.9f, 0.4f, 10, lens);
+    lx_st32(table + 8, 3);
+    assert_int_equal(idx_segment_parse(0, v, size, &s), LX_E_CORRUPT);
+    idx_segment_write(v, size, 0, 8, 0.9f, 0.4f, 10, lens);
+    lx_st32(table + 16, 8);
+    assert_int_equal(idx_segment_parse(0, v, size, &s), LX_E_CORRUPT);
+    idx_segment_write(v, size, 0, 8, 0.9f, 0.4f, 10, lens);
+    lx_st32(table + 4, 65534);
+    assert_int_equal(idx_segment_parse(0, v, size, &s), LX_E_CORRUPT);
+    /* A length marked long that the table lacks reads as 65,535, no
+     * further (idx_check compares every length with its document's). */
+    idx_segment_write(v, size, 0, 8, 0.9f, 0.4f, 10, lens);
+    lx_st16(v + IDX_SEG_HEADER + 2 * 7, IDX_DOCLEN_LONG);
+    assert_int_equal(idx_segment_parse(0, v, size, &s), 0);
+    assert_int_equal(idx_doclens_get(&s.doclens, 7), IDX_DOCLEN_LONG);
+    free(v);
+}
+
+/* Documents of 65,535 terms and more keep their exact length through the
+ * writer, a merge and the checker. */
+static void test_long_documents(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "l");
+    idx_writer *w;
+    idx_writer_params wp = idx_writer_default_params();
+    wp.batch_docs = 2;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    const uint32_t words[] = { 3, 65534, 65535, 65536, 70001 };
+    const char *ids[] = { "s", "a", "b", "c", "d" };
+    char *text = malloc(6 * 70001 + 1);
+    for (int i = 0; i < 5; i++) {
+        char *p = text;
+        for (uint32_t j = 0; j < words[i]; j++)
+            p += sprintf(p, "%s ", j % 2 ? "kiwi" : "mango");
+        add_doc(w, ids[i], "", text);
+    }
+    free(text);
+    assert_int_equal(idx_writer_close(w), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+            uint32_t before;
+            assert_int_equal(idx_writer_merge(w, &before), 0);
+            assert_int_equal(before, 3);
+            assert_int_equal(idx_writer_close(w), 0);
+        }
+        idx_reader *r;
+        assert_int_equal(idx_reader_open(env, &r), 0);
+        assert_int_equal(idx_reader_stats(r)->nsegments, pass ? 1 : 3);
+        for (int i = 0; i < 5; i++) {
+            uint32_t id;
+            idx_doc d;
+            assert_int_equal(idx_reader_lookup(r, ids[i], 1, &id), 0);
+            assert_int_equal(idx_reader_doc(r, id, &d), 0);
+            assert_int_equal(d.len, words[i]);
+            assert_int_equal(idx_reader_doclen(r, id), words[i]);
+        }
+        idx_reader_close(r);
+        assert_check_clean(env);
+    }
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
 static void test_merge_segments(void **state)
 {
     (void)state;
@@ -746,6 +845,8 @@ int main(void)
         cmocka_unit_test(test_env_create_open_errors),
         cmocka_unit_test(test_writer_refuses_replaced_index),
         cmocka_unit_test(test_write_read_replace_delete),
+        cmocka_unit_test(test_segment_lengths),
+        cmocka_unit_test(test_long_documents),
         cmocka_unit_test(test_merge_segments),
         cmocka_unit_test(test_writer_rejects_bad_ids),
         cmocka_unit_test(test_jsonl_ingest_reports),

@@ -133,7 +133,7 @@ static void fz_fix_blocks(unsigned char *v, const idx_plist *pl)
 typedef struct fz_seg {
     int set;
     uint32_t base, ndocs;
-    const unsigned char *doclens;  /* ndocs u32, exactly allocated, or NULL */
+    idx_doclens doclens;           /* lens: ndocs u16, exactly allocated, or NULL */
 } fz_seg;
 
 /* Parses and decodes value (already placed against the guard page) and
@@ -176,7 +176,7 @@ static void fz_check_value(const unsigned char *val, size_t len, const fz_seg *s
             FZ_CHECK(fz_docs[j] > fz_docs[j - 1]);
         FZ_CHECK(fz_docs[n - 1] == idx_block_last(&p, i));
         FZ_CHECK(fz_docs[n - 1] - p.seg_base < p.seg_ndocs);
-        if (p.doclens) {
+        if (p.doclens.lens) {
             /* What check.c and the cursors do with decoded ids. */
             uint32_t s = 0;
             for (int j = 0; j < n; j++)
@@ -215,11 +215,11 @@ static void fz_raw(const uint8_t *data, size_t size)
         seg.base = lx_ld32(data + 1);
         seg.ndocs = lx_ld32(data + 5) % 65537;
         pos = 9;
-        doclens = malloc(seg.ndocs ? (size_t)seg.ndocs * 4 : 1);
+        doclens = malloc(seg.ndocs ? (size_t)seg.ndocs * 2 : 1);
         FZ_CHECK(doclens != NULL);
         for (uint32_t i = 0; i < seg.ndocs; i++)
-            lx_st32(doclens + 4 * (size_t)i, i * 7 + 1);
-        seg.doclens = doclens;
+            lx_st16(doclens + 2 * (size_t)i, (uint16_t)(i * 7 + 1));
+        seg.doclens.lens = doclens;
     }
     size_t len = size - pos;
     if (len > FZ_REGION) {
@@ -309,7 +309,16 @@ static void fz_roundtrip(const uint8_t *data, size_t size)
     FZ_CHECK(v != NULL);
     memcpy(v, out, sz);
 
-    fz_seg seg = { 1, base, ndocs, (const unsigned char *)dl };
+    /* The lengths as a segment value stores them (lengths of 65,535 or
+     * more, from large tfs, go through its table of long ones). */
+    size_t segsz = idx_segment_size(dl, ndocs);
+    unsigned char *segv = malloc(segsz);
+    FZ_CHECK(segv != NULL);
+    idx_segment_write(segv, segsz, base, ndocs, k1, b, avgdl, dl);
+    idx_segment sgm;
+    FZ_CHECK(idx_segment_parse(0, segv, segsz, &sgm) == 0);
+    FZ_CHECK(sgm.base == base && sgm.ndocs == ndocs);
+    fz_seg seg = { 1, base, ndocs, sgm.doclens };
     if (nedits == 0) {
         const unsigned char *val = fz_guard_place(&fz_val, v, sz);
         idx_plist p;
@@ -364,6 +373,7 @@ static void fz_roundtrip(const uint8_t *data, size_t size)
         fz_check_value(fz_guard_place(&fz_val, v, sz), sz, &seg);
     }
     free(v);
+    free(segv);
     free(dl);
 }
 

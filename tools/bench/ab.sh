@@ -1,7 +1,7 @@
 #!/bin/sh
 # ab.sh: wall-clock A/B of two lexis-lat binaries on one index and query set.
 #
-#   tools/bench/ab.sh [-r ROUNDS] [-k K] BASE_LAT NEW_LAT INDEX QUERIES.jsonl
+#   tools/bench/ab.sh [-r ROUNDS] [-k K] [-i NEW_INDEX] BASE_LAT NEW_LAT INDEX QUERIES.jsonl
 #
 # BASE_LAT and NEW_LAT are bench-lexis-lat binaries (make bench builds one as
 # build/release/bench-lexis-lat; for the base, build a worktree of the old
@@ -14,15 +14,21 @@
 # tool run on one binary against itself gave -0.5%, -0.3% and +0.1%, and one
 # change measured -1.3% and +1.4% in two calls: take under 2% as noise).
 # Prints the mean of the minima for each binary and NEW's change against
-# BASE. Both must answer the same query ids.
+# BASE. Both must answer the same query ids. With -i, NEW runs on NEW_INDEX
+# (the same corpus built by NEW's lexis) instead of INDEX: for a change of
+# the format on disk, which the two binaries cannot both read.
 set -eu
 usage() {
-    echo "usage: ab.sh [-r ROUNDS] [-k K] BASE_LAT NEW_LAT INDEX QUERIES.jsonl" >&2
+    echo "usage: ab.sh [-r ROUNDS] [-k K] [-i NEW_INDEX] BASE_LAT NEW_LAT INDEX QUERIES.jsonl" >&2
     exit 2
 }
-rounds=5 k=10
+rounds=5 k=10 new_index=
 while [ $# -gt 0 ]; do
     case "$1" in
+    -i)
+        [ $# -ge 2 ] && [ -n "$2" ] || usage
+        new_index=$2
+        shift 2 ;;
     -r|-k)
         [ $# -ge 2 ] || usage
         case "$2" in
@@ -40,6 +46,7 @@ done
 case "$1" in */*) base=$1 ;; *) base=./$1 ;; esac
 case "$2" in */*) new=$2 ;; *) new=./$2 ;; esac
 index=$3 queries=$4
+[ -n "$new_index" ] || new_index=$index
 for f in "$base" "$new"; do
     [ -x "$f" ] || { echo "ab.sh: $f is not an executable" >&2; exit 2; }
 done
@@ -51,9 +58,9 @@ i=0
 while [ $i -lt "$rounds" ]; do
     if [ $((i % 2)) -eq 0 ]; then
         "$base" "$index" "$queries" -k "$k" >> "$tmp/base"
-        "$new" "$index" "$queries" -k "$k" >> "$tmp/new"
+        "$new" "$new_index" "$queries" -k "$k" >> "$tmp/new"
     else
-        "$new" "$index" "$queries" -k "$k" >> "$tmp/new"
+        "$new" "$new_index" "$queries" -k "$k" >> "$tmp/new"
         "$base" "$index" "$queries" -k "$k" >> "$tmp/base"
     fi
     i=$((i + 1))
