@@ -191,7 +191,8 @@ extern const uint32_t idx_kth_ranks[IDX_KTH_COUNT];   /* 10, 100, 1000 */
  * u32 lengths, as format 3 had them, made MaxScore's windows on a
  * 2-million-document corpus wait on the lengths' cache misses (one read a
  * posting scored, at random within the window): at u16, synth2m's queries
- * took 16-20% less (ab.sh). Offsets count from the segment's base. */
+ * took 8-11% less (ab.sh, two runs). Offsets count from the segment's
+ * base. */
 typedef struct idx_doclens {
     const unsigned char *lens;    /* ndocs u16, unaligned */
     const unsigned char *longs;   /* nlong (u32 offset, u32 length), by offset */

@@ -51,6 +51,7 @@ void idx_segment_write(unsigned char *sv, size_t size, uint32_t base, uint32_t n
         }
         lx_st16(p, (uint16_t)dl);
     }
+    LX_ASSERT(lp == sv + size);         /* size came from idx_segment_size */
     uint64_t h = idx_hash64_seed(sv + IDX_SEG_HEADER, size - IDX_SEG_HEADER, idx_hash64(sv, 20));
     lx_st32(sv + 20, (uint32_t)h);
 }
