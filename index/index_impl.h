@@ -231,6 +231,10 @@ size_t idx_segment_size(const uint32_t *lens, uint32_t ndocs);
  * included. */
 void idx_segment_write(unsigned char *sv, size_t size, uint32_t base, uint32_t ndocs, float k1, float b,
                        float avgdl, const uint32_t *lens);
+/* Stores segment seg's value in t (the writer's flush and the merge):
+ * sized, reserved in the segments database and written in place. */
+int idx_segment_put(idx_stxn *t, uint32_t seg, uint32_t base, uint32_t ndocs, float k1, float b, float avgdl,
+                    const uint32_t *lens);
 
 /* Merges every segment into one and drops deleted postings, in one
  * transaction (merge.c). The caller holds the writer lock. */

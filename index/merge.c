@@ -207,15 +207,8 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
         if ((rc = idx_store_del(w, IDX_DB_SEGMENTS, key, 4)) != 0)
             goto out;
     }
-    if (ndocs) {
-        unsigned char key[4];
-        void *dst;
-        size_t vlen = idx_segment_size(lens, ndocs);
-        lx_st32be(key, newseg);
-        if ((rc = idx_store_reserve(w, IDX_DB_SEGMENTS, key, 4, vlen, 0, &dst)) != 0)
-            goto out;
-        idx_segment_write(dst, vlen, base, ndocs, env->k1, env->b, avgdl, lens);
-    }
+    if (ndocs && (rc = idx_segment_put(w, newseg, base, ndocs, env->k1, env->b, avgdl, lens)) != 0)
+        goto out;
     rc = idx_store_del(w, IDX_DB_DELETED, "bitmap", 6);
     if (rc && rc != LX_E_NOTFOUND)
         goto out;

@@ -56,6 +56,19 @@ void idx_segment_write(unsigned char *sv, size_t size, uint32_t base, uint32_t n
     lx_st32(sv + 20, (uint32_t)h);
 }
 
+int idx_segment_put(idx_stxn *t, uint32_t seg, uint32_t base, uint32_t ndocs, float k1, float b, float avgdl,
+                    const uint32_t *lens)
+{
+    unsigned char key[4];
+    void *dst;
+    size_t size = idx_segment_size(lens, ndocs);
+    lx_st32be(key, seg);
+    int rc = idx_store_reserve(t, IDX_DB_SEGMENTS, key, 4, size, 0, &dst);
+    if (rc == 0)
+        idx_segment_write(dst, size, base, ndocs, k1, b, avgdl, lens);
+    return rc;
+}
+
 int idx_segment_parse(uint32_t seg, const void *val, size_t len, idx_segment *out)
 {
     const unsigned char *v = val;

@@ -793,14 +793,9 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
     if (avgdl <= 0)
         avgdl = 1.0f;
     if (w->ndocs) {
-        unsigned char key[4];
-        void *dst;
-        size_t vlen = idx_segment_size(lens, (uint32_t)w->ndocs);
-        lx_st32be(key, seg);
-        if ((rc = idx_store_reserve(t, IDX_DB_SEGMENTS, key, 4, vlen, 0, &dst)))
+        if ((rc = idx_segment_put(t, seg, w->stats.next_docid, (uint32_t)w->ndocs, w->env->k1, w->env->b,
+                                  avgdl, lens)))
             goto out_bufs;
-        idx_segment_write(dst, vlen, w->stats.next_docid, (uint32_t)w->ndocs, w->env->k1, w->env->b, avgdl,
-                          lens);
 
         /* 5. Postings, in term id order. */
         lx_sort(terms, nterms, sizeof *terms, cmp_wterm_id);
