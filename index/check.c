@@ -1,9 +1,10 @@
 /* check.c: `lexis check` and `lexis inspect`.
  *
  * check walks every database of one read snapshot and recomputes what the
- * writer promised: each checksum (statistics, segments, postings headers and
- * blocks, stored documents), that postings decode to strictly increasing ids
- * inside their segment, that each block's max tf / min length / BM25 bound
+ * writer promised: each checksum (statistics, segments, dictionaries,
+ * postings headers and blocks, stored documents), that each segment's
+ * dictionary finds every term it lists by its text, that postings decode
+ * to strictly increasing ids inside their segment, that each block's max tf / min length / BM25 bound
  * and each list's k-th best scores equal what its postings give, that every
  * term's df and cf equal its live postings, that docs and ids map to each
  * other, and that the collection statistics add up. Problems are printed
@@ -93,6 +94,31 @@ static void check_plist(check_ctx *c, const idx_reader *r, const char *term, int
     c->rep->postings += total;
 }
 
+/* A segment's dictionary: its checksum, its entries in term id order, and
+ * each entry found again by its text (the hash table holds them all). */
+static void check_dict(check_ctx *c, const idx_segment *s)
+{
+    const idx_dict *d = &s->dict;
+    if (idx_dict_verify(d)) {
+        check_fail(c, "segment %u: dictionary checksum mismatch", s->seg);
+        return;
+    }
+    for (uint32_t e = 0; e < d->nterms; e++) {
+        const char *text;
+        size_t len;
+        uint32_t found;
+        if (e && idx_dict_term_id(d, e) <= idx_dict_term_id(d, e - 1))
+            check_fail(c, "segment %u: dictionary entry %u out of term id order", s->seg, e);
+        if (idx_dict_text(d, e, &text, &len)) {
+            check_fail(c, "segment %u: dictionary entry %u: text out of bounds", s->seg, e);
+            continue;
+        }
+        if (idx_dict_find(d, text, len, idx_hash64(text, len), &found) || found != e)
+            check_fail(c, "segment %u: dictionary does not find '%.*s' (entry %u)", s->seg, (int)len,
+                       text, e);
+    }
+}
+
 int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
 {
     int rc;
@@ -121,6 +147,7 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
             if ((uint32_t)h != lx_ld32(sv + 20))
                 check_fail(&c, "segment %u: checksum mismatch", segs[i].seg);
         }
+        check_dict(&c, &segs[i]);
     }
 
     /* Documents and ids. */
@@ -178,7 +205,7 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
     /* Terms and their postings. */
     uint32_t nterm_ids = (uint32_t)st->nterms;
     unsigned char *seen = calloc((size_t)nterm_ids + 1, 1);
-    idx_plist *pls = malloc(sizeof *pls * (nsegs + 1));
+    idx_plist *pls = malloc(sizeof *pls * 2 * (nsegs + 1)), *fpls = pls + nsegs + 1;
     if (!seen || !pls) {
         free(seen);
         free(pls);
@@ -216,6 +243,14 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
             rep->lists++;
             check_plist(&c, r, term, tlen, &pls[i], &df, &cf);
         }
+        /* the query path finds the lists by text: the same ones */
+        uint32_t fdf;
+        int fn = idx_reader_find(r, term, (size_t)tlen, &fdf, fpls, (int)nsegs + 1), same = fn == n;
+        for (int i = 0; same && i < n; i++)
+            same = fpls[i].entries == pls[i].entries;
+        if (n > 0 && !same)
+            check_fail(&c, "term '%.*s': its text does not lead to its postings (%s)", tlen, term,
+                       fn < 0 ? lx_strerror(fn) : "other lists");
         if (df != tdf || cf != tcf)
             check_fail(&c, "term '%.*s': df/cf recorded %u/%llu, postings give %llu/%llu", tlen,
                        term, tdf, (unsigned long long)tcf, (unsigned long long)df,
@@ -224,15 +259,22 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
     idx_scur_close(cur);
     free(pls);
     if (rc == LX_E_NOTFOUND) {
-        /* Postings whose term is unknown. */
-        rc = idx_scur_open(t, IDX_DB_POSTINGS, &cur);
-        if (rc == 0) {
-            for (rc = idx_scur_seek(cur, NULL, 0, &k, &v); rc == 0; rc = idx_scur_next(cur, &k, &v)) {
-                uint32_t tid = k.size == 8 ? lx_ld32be(k.data) : UINT32_MAX;
+        /* Lists whose term is unknown; chunks no dictionary counts. */
+        uint64_t nchunks = 0, stored;
+        for (uint32_t i = 0; i < nsegs; i++) {
+            const idx_dict *d = &segs[i].dict;
+            nchunks += d->nchunks;
+            for (uint32_t e = 0; e < d->nterms; e++) {
+                uint32_t tid = idx_dict_term_id(d, e);
                 if (tid >= nterm_ids || !seen[tid])
-                    check_fail(&c, "postings: list for unknown term id %u", tid);
+                    check_fail(&c, "segment %u: list for unknown term id %u", segs[i].seg, tid);
             }
-            idx_scur_close(cur);
+        }
+        if ((rc = idx_store_count(t, IDX_DB_POSTINGS, &stored, &bytes)) == 0) {
+            rc = LX_E_NOTFOUND;
+            if (stored != nchunks)
+                check_fail(&c, "postings: %llu chunks stored, the dictionaries name %llu",
+                           (unsigned long long)stored, (unsigned long long)nchunks);
         }
     }
     free(seen);
@@ -259,19 +301,19 @@ int idx_inspect(idx_env *env, idx_inspect_info *info)
     idx_stxn *t = idx_reader_txn(r);
     uint64_t n, bytes, used;
     if ((rc = idx_store_count(t, IDX_DB_POSTINGS, &n, &info->postings_bytes)) == 0
+        && (rc = idx_store_count(t, IDX_DB_DICTS, &n, &bytes)) == 0
         && (rc = idx_store_count(t, IDX_DB_DOCS, &n, &info->docs_bytes)) == 0) {
-        idx_scur *cur;
-        idx_val k, v;
-        if ((rc = idx_scur_open(t, IDX_DB_POSTINGS, &cur)) == 0) {
-            for (rc = idx_scur_seek(cur, NULL, 0, &k, &v); rc == 0; rc = idx_scur_next(cur, &k, &v))
-                if (v.size >= 4)
-                    info->postings += lx_ld32(v.data);
-            idx_scur_close(cur);
-            if (rc == LX_E_NOTFOUND)
-                rc = 0;
-        }
+        info->postings_bytes += bytes;     /* the dictionaries belong to them */
+        uint32_t nsegs;
+        const idx_segment *segs = idx_reader_segments(r, &nsegs);
+        for (uint32_t i = 0; i < nsegs; i++)
+            for (uint32_t e = 0; e < segs[i].dict.nterms; e++) {
+                const void *list;
+                size_t size;
+                if (idx_dict_list(&segs[i].dict, e, &list, &size) == 0 && size >= 4)
+                    info->postings += lx_ld32(list);
+            }
     }
-    (void)bytes;
     idx_store_info(env->store, &info->map_bytes, &used);
     char file[4096];
     struct stat sb;

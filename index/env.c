@@ -185,7 +185,8 @@ static int idx_env_load_meta(idx_env *env)
     if (env->format_version < IDX_FORMAT_VERSION) {
         /* Version 1 stored documents uncompressed, without a codec byte;
          * version 2 postings headers lack the k-th best values; version 3
-         * segments hold u32 document lengths. */
+         * segments hold u32 document lengths; version 4 keys postings by
+         * term id and has no segment dictionaries. */
         idx_env_set_error(env, LX_E_VERSION,
                           "%s: index format version %u is older than this lexis reads (%u); "
                           "rebuild it (lexis build --force)", env->path, env->format_version,

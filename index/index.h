@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#define IDX_FORMAT_VERSION 4
+#define IDX_FORMAT_VERSION 5
 #define IDX_BLOCK_SIZE 128
 #define IDX_MAX_ID_BYTES 255      /* external document id length limit */
 #define IDX_NO_DOC UINT32_MAX
@@ -298,6 +298,13 @@ int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_
 /* Fills up to cap postings lists of term_id, in segment (= doc id) order.
  * Returns the count (>= 0) or a negative code. Borrowed until reader closes. */
 int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, int cap);
+
+/* What a query needs of an analyzed term, from the segments' dictionaries
+ * (no B-tree search unless documents are deleted, when *df comes from the
+ * terms database): its lists as idx_reader_postings fills them, and *df,
+ * the live documents that have it. Returns the count of lists (>= 1),
+ * LX_E_NOTFOUND when no segment has the term, or a negative code. */
+int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint32_t *df, idx_plist *out, int cap);
 
 /* Exact length of a document (0 for ids never used). */
 uint32_t idx_reader_doclen(const idx_reader *r, uint32_t docid);

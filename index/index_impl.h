@@ -11,7 +11,11 @@
  *             "bm25"     -> f32 k1, f32 b
  *             "stats"    -> IDX_STATS_* layout below
  *   terms     term bytes -> u32 term_id, u32 df (live), u64 cf (live)
- *   postings  u32be term_id, u32be seg -> postings list (layout below)
+ *   dicts     u32be seg -> the segment's term dictionary: a hash table from
+ *                          term text to (term_id, chunk, offset, size) of
+ *                          its list (format 5; layout in dict.c)
+ *   postings  u32be seg, u32be chunk -> the segment's postings lists back
+ *                          to back, in term id order (dict.c)
  *   segments  u32be seg -> u32 base, u32 ndocs, f32 k1, f32 b, f32 avgdl,
  *                          u32 checksum, u16 doclen[ndocs] (0xFFFF: 65,535
  *                          or more, in the table), 0-2 zero bytes to a
@@ -23,7 +27,7 @@
  *   ids       external id bytes -> u32 docid
  *   deleted   "bitmap"   -> portable Roaring bitmap of deleted docids
  *
- * Postings list value (one per term and segment):
+ * Postings list (one per term and segment, in a chunk):
  *   header (24 bytes): u32 n, u32 nblocks, f32 fmax, u32 max_tf, u32 min_dl,
  *                      u32 checksum (low 32 bits of XXH3 of bytes 0..19, and
  *                      with n >= 10 of bytes 24..39 too, seeded by the first)
@@ -63,7 +67,7 @@
 
 enum idx_db {
     IDX_DB_META, IDX_DB_TERMS, IDX_DB_POSTINGS, IDX_DB_SEGMENTS,
-    IDX_DB_DOCS, IDX_DB_IDS, IDX_DB_DELETED, IDX_DB_COUNT
+    IDX_DB_DOCS, IDX_DB_IDS, IDX_DB_DELETED, IDX_DB_DICTS, IDX_DB_COUNT
 };
 
 typedef struct idx_store idx_store;
@@ -216,11 +220,63 @@ int idx_stats_write(idx_stxn *t, const idx_stats_disk *s);
 void idx_env_set_error(idx_env *env, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- segment dictionaries (dict.c) ------------------------------------------ */
+
+/* A chunk of postings is closed when the next list would take it past
+ * this (the writer's flush and the merge). */
+#define IDX_CHUNK_BYTES (16u << 20)
+
+/* A dictionary read in place (zero copy); chunks is the reader's array of
+ * the segment's nchunks chunk values (NULL until it has fetched them). */
+typedef struct idx_dict {
+    uint32_t nterms, nslots, nchunks;
+    const unsigned char *slots, *entries;
+    const char *strings;
+    uint32_t strings_size;
+    const unsigned char *value;      /* the whole value, for the checksum */
+    size_t size;
+    const idx_val *chunks;
+} idx_dict;
+
+/* Checks the header and that the sizes add up to len. */
+int idx_dict_parse(const void *val, size_t len, idx_dict *out);
+/* The checksum over the whole value (lexis check; queries do not pay it). */
+int idx_dict_verify(const idx_dict *d);
+/* The entry of a term: by text (hash = idx_hash64 of it), or by term id
+ * (binary search). 0, LX_E_NOTFOUND, or LX_E_CORRUPT for a slot that
+ * points outside the value. */
+int idx_dict_find(const idx_dict *d, const char *text, size_t len, uint64_t hash, uint32_t *entry);
+int idx_dict_find_id(const idx_dict *d, uint32_t term_id, uint32_t *entry);
+/* An entry's parts, entry < nterms; text and list borrow the values, their
+ * bounds checked (LX_E_CORRUPT). */
+uint32_t idx_dict_term_id(const idx_dict *d, uint32_t entry);
+int idx_dict_text(const idx_dict *d, uint32_t entry, const char **text, size_t *len);
+int idx_dict_list(const idx_dict *d, uint32_t entry, const void **list, size_t *size);
+
+/* Writes one segment's chunks and dictionary in t: lists are added in
+ * increasing term id order (copied into the open chunk, which goes to the
+ * postings database once full), then finish writes the last chunk and the
+ * dictionary. The builder owns its buffers: free it in any case. */
+typedef struct idx_dict_builder {
+    idx_stxn *t;
+    uint32_t seg, nchunks, last_term_id;
+    size_t chunk_bytes;
+    unsigned char *chunk, *entries;
+    char *strings;
+    size_t chunk_len, chunk_cap, nterms, entries_cap, strings_len, strings_cap;
+} idx_dict_builder;
+void idx_dict_builder_init(idx_dict_builder *b, idx_stxn *t, uint32_t seg, size_t chunk_bytes);
+int idx_dict_builder_add(idx_dict_builder *b, uint32_t term_id, const char *text, size_t len,
+                         const void *list, size_t size);
+int idx_dict_builder_finish(idx_dict_builder *b);
+void idx_dict_builder_free(idx_dict_builder *b);
+
 /* Segment header parse (zero copy). */
 typedef struct idx_segment {
     uint32_t seg, base, ndocs;
     float k1, b, avgdl;
     idx_doclens doclens;             /* borrowed from the value */
+    idx_dict dict;                   /* the reader's: its terms and lists */
 } idx_segment;
 /* Reads a segments value in place (segment.c): LX_E_CORRUPT when its sizes
  * or its table of long lengths do not hold together. */

@@ -25,6 +25,8 @@
 struct idx_store {
     MDB_env *env;
     MDB_dbi dbi[IDX_DB_COUNT];
+    unsigned missing;         /* bit db: absent from an older index (the
+                                 format check refuses it next), reads as empty */
     int rdonly;
     size_t map_size;
     char errmsg[256];
@@ -41,7 +43,7 @@ struct idx_scur {
 };
 
 static const char *const idx_db_names[IDX_DB_COUNT] = {
-    "meta", "terms", "postings", "segments", "docs", "ids", "deleted",
+    "meta", "terms", "postings", "segments", "docs", "ids", "deleted", "dicts",
 };
 
 static int idx_store_rc(idx_store *s, int mrc)
@@ -108,6 +110,10 @@ int idx_store_open(const char *path, int flags, idx_store **out, char *err, size
     for (int i = 0; i < IDX_DB_COUNT; i++) {
         unsigned dflags = (flags & IDX_STORE_CREATE) ? MDB_CREATE : 0;
         if ((mrc = mdb_dbi_open(txn, idx_db_names[i], dflags, &s->dbi[i])) != 0) {
+            if (mrc == MDB_NOTFOUND && i != IDX_DB_META) {
+                s->missing |= 1u << i;
+                continue;
+            }
             mdb_txn_abort(txn);
             if (mrc == MDB_NOTFOUND) {
                 snprintf(err, cap, "%s: no '%s' database inside (not a lexis index)", path,
@@ -196,6 +202,8 @@ static int store_used_pages(idx_store *s, uint64_t *used, uint64_t *total)
     if (mrc)
         return idx_store_rc(s, mrc);
     for (int i = 0; i < IDX_DB_COUNT; i++) {
+        if (s->missing & (1u << i))
+            continue;
         if ((mrc = mdb_stat(txn, s->dbi[i], &st)) != 0)
             break;
         *used += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
@@ -284,6 +292,8 @@ void idx_store_abort(idx_stxn *t)
 int idx_store_get(idx_stxn *t, int db, const void *key, size_t klen, idx_val *v)
 {
     MDB_val k = { klen, (void *)key }, d;
+    if (t->s->missing & (1u << db))
+        return LX_E_NOTFOUND;
     int mrc = mdb_get(t->txn, t->s->dbi[db], &k, &d);
     if (mrc == MDB_NOTFOUND)
         return LX_E_NOTFOUND;
@@ -298,6 +308,8 @@ int idx_store_put(idx_stxn *t, int db, const void *key, size_t klen,
                   const void *val, size_t vlen, int append)
 {
     MDB_val k = { klen, (void *)key }, d = { vlen, (void *)val };
+    if (t->s->missing & (1u << db))
+        return LX_E_NOTINDEX;
     return idx_store_rc(t->s, mdb_put(t->txn, t->s->dbi[db], &k, &d, append ? MDB_APPEND : 0));
 }
 
@@ -305,6 +317,8 @@ int idx_store_reserve(idx_stxn *t, int db, const void *key, size_t klen,
                       size_t vlen, int append, void **dst)
 {
     MDB_val k = { klen, (void *)key }, d = { vlen, NULL };
+    if (t->s->missing & (1u << db))
+        return LX_E_NOTINDEX;
     int mrc = mdb_put(t->txn, t->s->dbi[db], &k, &d, MDB_RESERVE | (append ? MDB_APPEND : 0));
     if (mrc)
         return idx_store_rc(t->s, mrc);
@@ -315,6 +329,8 @@ int idx_store_reserve(idx_stxn *t, int db, const void *key, size_t klen,
 int idx_store_del(idx_stxn *t, int db, const void *key, size_t klen)
 {
     MDB_val k = { klen, (void *)key };
+    if (t->s->missing & (1u << db))
+        return LX_E_NOTFOUND;
     int mrc = mdb_del(t->txn, t->s->dbi[db], &k, NULL);
     if (mrc == MDB_NOTFOUND)
         return LX_E_NOTFOUND;
@@ -323,12 +339,18 @@ int idx_store_del(idx_stxn *t, int db, const void *key, size_t klen)
 
 int idx_store_drop_all(idx_stxn *t, int db)
 {
+    if (t->s->missing & (1u << db))
+        return LX_E_NOTINDEX;
     return idx_store_rc(t->s, mdb_drop(t->txn, t->s->dbi[db], 0));
 }
 
 int idx_store_count(idx_stxn *t, int db, uint64_t *n, uint64_t *bytes)
 {
     MDB_stat st;
+    if (t->s->missing & (1u << db)) {
+        *n = *bytes = 0;
+        return 0;
+    }
     int mrc = mdb_stat(t->txn, t->s->dbi[db], &st);
     if (mrc)
         return idx_store_rc(t->s, mrc);
@@ -343,6 +365,10 @@ int idx_scur_open(idx_stxn *t, int db, idx_scur **out)
     if (!c)
         return LX_E_NOMEM;
     c->t = t;
+    if (t->s->missing & (1u << db)) {
+        free(c);
+        return LX_E_NOTINDEX;
+    }
     int mrc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->cur);
     if (mrc) {
         free(c);

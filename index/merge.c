@@ -43,9 +43,15 @@ static int merge_buf_reserve(merge_buf *b, size_t need)
     return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* A term of the snapshot: its id and its text (in the snapshot's map). */
+typedef struct merge_term {
+    uint32_t id, len;
+    const char *text;
+} merge_term;
+
+static int cmp_term_id(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint32_t x = ((const merge_term *)a)->id, y = ((const merge_term *)b)->id;
     return (x > y) - (x < y);
 }
 
@@ -135,8 +141,8 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
 
     /* Rewrite each term's postings in term id order into an emptied
      * postings database, appending, so pages come out full. The snapshot
-     * still sees the old lists. */
-    uint32_t *tids = NULL;
+     * still sees the old lists, and the texts the terms cursor hands out. */
+    merge_term *tids = NULL;
     size_t ntids = 0, tcap = 0;
     idx_val k, v;
     if ((rc = idx_scur_open(idx_reader_txn(r), IDX_DB_TERMS, &cur)) != 0)
@@ -148,14 +154,14 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
         }
         if (ntids == tcap) {
             tcap = tcap ? tcap * 2 : 4096;
-            uint32_t *t = realloc(tids, tcap * sizeof *t);
+            merge_term *t = realloc(tids, tcap * sizeof *t);
             if (!t) {
                 rc = LX_E_NOMEM;
                 break;
             }
             tids = t;
         }
-        tids[ntids++] = lx_ld32(v.data);
+        tids[ntids++] = (merge_term){ lx_ld32(v.data), (uint32_t)k.size, k.data };
         if (lx_ld32((const char *)v.data + 4) == 0) {
             /* no live document has this term any more */
             if ((rc = idx_store_del(w, IDX_DB_TERMS, k.data, k.size)) != 0)
@@ -168,13 +174,16 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
         free(tids);
         goto out;
     }
-    lx_sort(tids, ntids, sizeof *tids, cmp_u32);
-    if ((rc = idx_store_drop_all(w, IDX_DB_POSTINGS)) != 0) {
+    lx_sort(tids, ntids, sizeof *tids, cmp_term_id);
+    if ((rc = idx_store_drop_all(w, IDX_DB_POSTINGS)) != 0
+        || (rc = idx_store_drop_all(w, IDX_DB_DICTS)) != 0) {
         free(tids);
         goto out;
     }
+    idx_dict_builder db;
+    idx_dict_builder_init(&db, w, newseg, IDX_CHUNK_BYTES);
     for (size_t ti = 0; ti < ntids; ti++) {
-        if ((rc = merge_gather(r, tids[ti], pls, (int)nsegs + 1, &b)) != 0)
+        if ((rc = merge_gather(r, tids[ti].id, pls, (int)nsegs + 1, &b)) != 0)
             break;
         if (b.n == 0)
             continue;
@@ -190,12 +199,13 @@ int idx_merge_segments(idx_env *env, uint32_t *segments_before)
         }
         size_t sz = idx_plist_encode(b.docs, b.tfs, (uint32_t)b.n, lens, base, env->k1, env->b,
                                      avgdl, enc);
-        unsigned char pkey[8];
-        lx_st32be(pkey, tids[ti]);
-        lx_st32be(pkey + 4, newseg);
-        if ((rc = idx_store_put(w, IDX_DB_POSTINGS, pkey, 8, enc, sz, 1)) != 0)
+        if ((rc = idx_dict_builder_add(&db, tids[ti].id, tids[ti].text, tids[ti].len, enc, sz)) != 0)
             break;
     }
+    /* a merge of no documents leaves no segment, so no dictionary */
+    if (rc == 0 && ndocs)
+        rc = idx_dict_builder_finish(&db);
+    idx_dict_builder_free(&db);
     free(tids);
     if (rc)
         goto out;

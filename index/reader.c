@@ -18,10 +18,45 @@ struct idx_reader {
     idx_segment *segs;
     uint32_t nsegs;
     idx_delset *del;         /* NULL when nothing is deleted */
-    idx_scur *pcur;          /* postings cursor, reused */
+    idx_val *chunks;         /* every segment's chunk values (dict.chunks) */
     idx_docdec dec;          /* the last decompressed document */
     uint64_t serial;         /* idx_reader_serial */
 };
+
+/* Each segment's dictionary, and the values of its chunks: a few gets a
+ * segment (a chunk holds IDX_CHUNK_BYTES of postings). */
+static int reader_load_dicts(idx_reader *r)
+{
+    int rc;
+    idx_val v;
+    size_t nchunks = 0;
+    for (uint32_t i = 0; i < r->nsegs; i++) {
+        unsigned char key[4];
+        lx_st32be(key, r->segs[i].seg);
+        if ((rc = idx_store_get(r->t, IDX_DB_DICTS, key, 4, &v)) != 0)
+            return rc == LX_E_NOTFOUND ? LX_E_CORRUPT : rc;
+        if ((rc = idx_dict_parse(v.data, v.size, &r->segs[i].dict)) != 0)
+            return rc;
+        nchunks += r->segs[i].dict.nchunks;
+    }
+    if (nchunks == 0)
+        return 0;
+    if (!(r->chunks = calloc(nchunks, sizeof *r->chunks)))
+        return LX_E_NOMEM;
+    idx_val *c = r->chunks;
+    for (uint32_t i = 0; i < r->nsegs; i++) {
+        idx_dict *d = &r->segs[i].dict;
+        d->chunks = c;
+        for (uint32_t j = 0; j < d->nchunks; j++, c++) {
+            unsigned char key[8];
+            lx_st32be(key, r->segs[i].seg);
+            lx_st32be(key + 4, j);
+            if ((rc = idx_store_get(r->t, IDX_DB_POSTINGS, key, 8, c)) != 0)
+                return rc == LX_E_NOTFOUND ? LX_E_CORRUPT : rc;
+        }
+    }
+    return 0;
+}
 
 int idx_reader_open(idx_env *env, idx_reader **out)
 {
@@ -78,7 +113,7 @@ int idx_reader_open(idx_env *env, idx_reader **out)
             goto out_free;
         }
     }
-    if ((rc = idx_scur_open(r->t, IDX_DB_POSTINGS, &r->pcur)) != 0)
+    if ((rc = reader_load_dicts(r)) != 0)
         goto out_free;
     *out = r;
     return 0;
@@ -92,8 +127,8 @@ void idx_reader_close(idx_reader *r)
 {
     if (!r)
         return;
-    idx_scur_close(r->pcur);
     idx_store_abort(r->t);
+    free(r->chunks);
     idx_delset_free(r->del);
     idx_docdec_free(&r->dec);
     free(r->segs);
@@ -120,55 +155,70 @@ int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_
     return 0;
 }
 
-static const idx_segment *idx_reader_segment(const idx_reader *r, uint32_t seg)
+/* Segment s's list of dictionary entry e, with the segment's fields. */
+static int reader_list(const idx_segment *s, uint32_t e, idx_plist *out)
 {
-    /* Segment numbers increase with bases; binary search by number. */
-    uint32_t lo = 0, hi = r->nsegs;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (r->segs[mid].seg < seg) lo = mid + 1; else hi = mid;
-    }
-    return lo < r->nsegs && r->segs[lo].seg == seg ? &r->segs[lo] : NULL;
+    const void *list;
+    size_t size;
+    int rc = idx_dict_list(&s->dict, e, &list, &size);
+    if (rc || (rc = idx_plist_parse(list, size, out)) != 0)
+        return LX_E_CORRUPT;
+    out->seg = s->seg;
+    out->seg_k1 = s->k1;
+    out->seg_b = s->b;
+    out->seg_avgdl = s->avgdl;
+    out->seg_base = s->base;
+    out->seg_ndocs = s->ndocs;
+    out->doclens = s->doclens;
+    /* Every posting must fall inside its segment: checked once here so
+     * the query loop can index doclens without a test. */
+    uint32_t last = idx_block_last(out, out->nblocks - 1);
+    if (last < s->base || last - s->base >= s->ndocs)
+        return LX_E_CORRUPT;
+    return 0;
 }
 
 int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, int cap)
 {
-    unsigned char key[8];
-    idx_val k, v;
-    lx_st32be(key, term_id);
-    lx_st32be(key + 4, 0);
     int n = 0, rc;
-    for (rc = idx_scur_seek(r->pcur, key, 8, &k, &v); rc == 0; rc = idx_scur_next(r->pcur, &k, &v)) {
-        if (k.size != 8)
-            return LX_E_CORRUPT;
-        if (lx_ld32be(k.data) != term_id)
-            break;
+    for (uint32_t i = 0; i < r->nsegs; i++) {
+        uint32_t e;
+        if ((rc = idx_dict_find_id(&r->segs[i].dict, term_id, &e)) == LX_E_NOTFOUND)
+            continue;
         if (n == cap)
             return LX_E_TOOBIG;
-        uint32_t seg = lx_ld32be((const char *)k.data + 4);
-        const idx_segment *s = idx_reader_segment(r, seg);
-        if (!s || (rc = idx_plist_parse(v.data, v.size, &out[n])) != 0)
-            return LX_E_CORRUPT;
-        out[n].seg = seg;
-        out[n].seg_k1 = s->k1;
-        out[n].seg_b = s->b;
-        out[n].seg_avgdl = s->avgdl;
-        out[n].seg_base = s->base;
-        out[n].seg_ndocs = s->ndocs;
-        out[n].doclens = s->doclens;
-        /* Every posting must fall inside its segment: checked once here so
-         * the query loop can index doclens without a test. */
-        if (idx_block_last(&out[n], out[n].nblocks - 1) - s->base >= s->ndocs
-            || idx_block_last(&out[n], out[n].nblocks - 1) < s->base)
-            return LX_E_CORRUPT;
-        /* a list a segment at most: with one from each, the next key is
-         * another term's (one cursor step less a term; most indexes have
-         * one segment) */
-        if (++n == (int)r->nsegs)
-            return n;
+        if (rc || (rc = reader_list(&r->segs[i], e, &out[n])) != 0)
+            return rc;
+        n++;
     }
-    if (rc != 0 && rc != LX_E_NOTFOUND)
-        return rc;
+    return n;
+}
+
+int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint32_t *df, idx_plist *out, int cap)
+{
+    int n = 0, rc;
+    uint64_t h = idx_hash64(term, len), sum = 0;
+    for (uint32_t i = 0; i < r->nsegs; i++) {
+        uint32_t e;
+        if ((rc = idx_dict_find(&r->segs[i].dict, term, len, h, &e)) == LX_E_NOTFOUND)
+            continue;
+        if (n == cap)
+            return LX_E_TOOBIG;
+        if (rc || (rc = reader_list(&r->segs[i], e, &out[n])) != 0)
+            return rc;
+        sum += out[n++].n;
+    }
+    if (n == 0)
+        return LX_E_NOTFOUND;
+    if (r->del) {
+        /* the lists still hold deleted documents; df counts live ones */
+        idx_term_info ti;
+        rc = idx_reader_term(r, term, len, &ti);
+        if (rc)
+            return rc == LX_E_NOTFOUND ? LX_E_CORRUPT : rc;
+        sum = ti.df;
+    }
+    *df = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
     return n;
 }
 

@@ -797,9 +797,11 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
                                   avgdl, lens)))
             goto out_bufs;
 
-        /* 5. Postings, in term id order. */
+        /* 5. Postings, in term id order, and the segment's dictionary. */
         lx_sort(terms, nterms, sizeof *terms, cmp_wterm_id);
-        for (size_t i = 0; i < nterms; i++) {
+        idx_dict_builder db;
+        idx_dict_builder_init(&db, t, seg, IDX_CHUNK_BYTES);
+        for (size_t i = 0; i < nterms && rc == 0; i++) {
             wterm *wt = terms[i];
             if (wt->term_id == UINT32_MAX)
                 continue;
@@ -807,12 +809,13 @@ static int idx_writer_flush_once(idx_writer *w, flush_state *fs, wterm **terms, 
             uint32_t n = flush_live_postings(w, wt, pdocs, ptfs, &cf);
             size_t sz = idx_plist_encode(pdocs, ptfs, n, lens, w->stats.next_docid,
                                          w->env->k1, w->env->b, avgdl, enc);
-            unsigned char pkey[8];
-            lx_st32be(pkey, wt->term_id);
-            lx_st32be(pkey + 4, seg);
-            if ((rc = idx_store_put(t, IDX_DB_POSTINGS, pkey, 8, enc, sz, 0)))
-                goto out_bufs;
+            rc = idx_dict_builder_add(&db, wt->term_id, wt->text, wt->len, enc, sz);
         }
+        if (rc == 0)
+            rc = idx_dict_builder_finish(&db);
+        idx_dict_builder_free(&db);
+        if (rc)
+            goto out_bufs;
         fs->st.next_docid += (uint32_t)w->ndocs;
     } else {
         fs->st.next_segid--;     /* nothing to segment: deletions only */

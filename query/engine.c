@@ -11,11 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The term cache: what the two B-tree lookups of a query term found (its
- * term info and postings lists), kept for the next query on the same
- * snapshot. A query term costs those lookups otherwise, 15-18% of a
- * top-10 query's time on SciFact (cpu-clock: LMDB and its key compares),
- * and query streams repeat their terms. Direct-mapped by a hash of the
+/* The term cache: what the lookup of a query term found (its df and
+ * postings lists), kept for the next query on the same snapshot. A query
+ * term costs a probe of each segment's dictionary and a parse of each
+ * list's header otherwise, and query streams repeat their terms. Direct-mapped by a hash of the
  * term, so it holds the recent terms of a stream, not a whole
  * vocabulary; an entry is valid for the reader of the engine's env whose
  * serial it holds (idx_reader_serial), whose postings views it borrows
@@ -30,8 +29,8 @@ typedef struct qry_cached_term {
     uint64_t serial;           /* reader's; 0: empty */
     uint32_t len;
     int nlists;                /* LX_E_NOTFOUND: the term is absent */
+    uint32_t df;
     char text[QRY_CACHE_TEXT];
-    idx_term_info ti;
     idx_plist lists[QRY_CACHE_LISTS];
 } qry_cached_term;
 
@@ -146,12 +145,12 @@ static uint32_t cache_slot(uint32_t h)
     return (h ^ (h >> 15)) & (QRY_CACHE_SLOTS - 1);
 }
 
-/* A query term's info (*ti) and postings lists (copied into lists, room
- * for nseg) in snapshot r: from the cache when it holds them for r, else
- * from the index (and then kept). Returns the number of lists (0 when the
- * term's df is 0), LX_E_NOTFOUND, or another error. */
+/* A query term's df and postings lists (copied into lists, room for
+ * nseg) in snapshot r: from the cache when it holds them for r, else from
+ * the index (and then kept). Returns the number of lists, LX_E_NOTFOUND,
+ * or another error. */
 static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_t hash, uint32_t nseg,
-                       idx_term_info *ti, idx_plist *lists)
+                       uint32_t *df, idx_plist *lists)
 {
     uint64_t serial = idx_reader_serial(r);
     qry_cached_term *e = NULL;
@@ -161,17 +160,12 @@ static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_
         if (e->serial == serial && e->len == qt->len && memcmp(e->text, qt->text, qt->len) == 0) {
             if (e->nlists < 0)
                 return e->nlists;
-            *ti = e->ti;
+            *df = e->df;
             memcpy(lists, e->lists, (size_t)e->nlists * sizeof *lists);
             return e->nlists;
         }
     }
-    int rc = idx_reader_term(r, qt->text, qt->len, ti), nl = rc;
-    if (rc == 0 && ti->df > 0) {
-        nl = idx_reader_postings(r, ti->term_id, lists, (int)nseg);
-        if (nl == 0)
-            return LX_E_CORRUPT;     /* df > 0 promises postings */
-    }
+    int nl = idx_reader_find(r, qt->text, qt->len, df, lists, (int)nseg);
     if (nl < 0 && nl != LX_E_NOTFOUND)
         return nl;
     if (e && nl <= QRY_CACHE_LISTS) {
@@ -180,7 +174,7 @@ static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_
         memcpy(e->text, qt->text, qt->len);
         e->nlists = nl;
         if (nl >= 0) {
-            e->ti = *ti;
+            e->df = *df;
             memcpy(e->lists, lists, (size_t)nl * sizeof *lists);
         }
     }
@@ -211,22 +205,22 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
     idx_plist *lists = NULL;
     for (uint32_t i = 0; i < q->nterms; i++) {
         qry_term *qt = &q->terms[i];
-        idx_term_info ti;
+        uint32_t tdf;
         qt->df = 0;
         if (!lists && !(lists = lx_arena_alloc(&q->arena, nseg * sizeof *lists)))
             return LX_E_NOMEM;
-        int nl = lookup_term(q, r, qt, q->term_hash[i], nseg, &ti, lists);
+        int nl = lookup_term(q, r, qt, q->term_hash[i], nseg, &tdf, lists);
         if (nl == LX_E_NOTFOUND)
             continue;
         if (nl < 0)
             return nl;
-        qt->df = ti.df;
-        if (ti.df == 0 || !(qt->weight > 0))
+        qt->df = tdf;
+        if (tdf == 0 || !(qt->weight > 0))
             continue;
         qry_cursor *c = lx_arena_alloc(&q->arena, sizeof *c);
         if (!c)
             return LX_E_NOMEM;
-        double df = ti.df;
+        double df = tdf;
         float idf = (float)log(1.0 + (N - df + 0.5) / (df + 0.5));
         float weight = qt->weight * idf * (sc->k1 + 1.0f);
         /* Every term is looked up before any cursor decodes its first

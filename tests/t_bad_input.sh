@@ -325,7 +325,7 @@ value_of() { awk -v k=" $2" 'f { print substr($0, 2); exit } $0 == k { f = 1 }' 
 expect 0 "$LEXIS" build vidx --corpus base.jsonl --quiet
 mdb_dump -s meta vidx > meta.dump || fail "mdb_dump -s meta failed"
 fmt=$(tohex format)
-[ "$(value_of meta.dump "$fmt")" = 04000000 ] || fail "meta 'format' is not u32 4: $(value_of meta.dump "$fmt")"
+[ "$(value_of meta.dump "$fmt")" = 05000000 ] || fail "meta 'format' is not u32 5: $(value_of meta.dump "$fmt")"
 awk -v k=" $fmt" 'f { $0 = " 63000000"; f = 0 } $0 == k { f = 1 } { print }' meta.dump > meta99.dump
 mdb_load -s meta -f meta99.dump vidx 2>/dev/null || fail "mdb_load -s meta failed"
 mdb_dump -s meta vidx > meta.check
@@ -339,9 +339,9 @@ done
 expect 1 "$LEXIS" build vidx --corpus base.jsonl
 mdb_dump -s meta vidx | cmp -s - meta.check || fail "a command modified the newer-format index"
 # Older formats (1: documents stored raw; 2: postings headers without the
-# k-th best scores; 3: segments with u32 document lengths) are refused too,
-# not misread.
-for v in 1 2 3; do
+# k-th best scores; 3: segments with u32 document lengths; 4: postings keyed
+# by term, no segment dictionaries) are refused too, not misread.
+for v in 1 2 3 4; do
     awk -v k=" $fmt" -v old=" 0${v}000000" 'f { $0 = old; f = 0 } $0 == k { f = 1 } { print }' meta.dump > "meta$v.dump"
     mdb_load -s meta -f "meta$v.dump" vidx 2>/dev/null || fail "mdb_load -s meta (version $v) failed"
     for c in "search vidx x" "check vidx" "add vidx base.jsonl"; do
@@ -359,17 +359,32 @@ expect 0 "$LEXIS" check pidx
 mdb_dump -s terms pidx > terms.dump
 tv=$(value_of terms.dump "$(tohex commonword)")
 [ -n "$tv" ] || fail "term 'commonword' not in the terms database"
-tid=$(echo "$tv" | awk "$HEXAWK"'{ printf "%08x", le32($0, 0) }')
-mdb_dump -s postings pidx | awk -v tid="$tid" "$HEXAWK"'
+tid=$(echo "$tv" | awk "$HEXAWK"'{ print le32($0, 0) }')
+# The segment's dictionary (dict.c) says where the list lies: entries of 24
+# bytes (term id, chunk, offset, size, ...) after a 24-byte header and
+# nslots slots of 8 bytes.
+mdb_dump -s dicts pidx | awk -v tid="$tid" "$HEXAWK"'
+    BEGIN { hdr = 1 }
+    hdr { if ($0 == "HEADER=END") hdr = 0; next }
+    key != "" { v = substr($0, 2); nt = le32(v, 0); at = 24 + 8 * le32(v, 4)
+                for (i = 0; i < nt; i++)
+                    if (le32(v, at + 24 * i) == tid) {
+                        printf "%08x%08x %d\n", be32(key, 0), le32(v, at + 24 * i + 4), le32(v, at + 24 * i + 8)
+                        printf "%d\n", be32(key, 0) > "seg.txt" }
+                exit }
+    length($0) == 9 { key = substr($0, 2) }' > where.txt
+read -r ckey loff < where.txt || fail "no dictionary entry for 'commonword'"
+mdb_dump -s postings pidx | awk -v ckey=" $ckey" -v o="$loff" "$HEXAWK"'
     BEGIN { hdr = 1 }
     hdr { print; if ($0 == "HEADER=END") hdr = 0; next }
-    key != "" { v = substr($0, 2); nb = le32(v, 4)
-                hs = le32(v, 0) >= 10 ? 40 : 24                # header: 40 bytes from 10 postings
-                off = le32(v, hs + 4)                          # block 0 data_off
-                print key; print " " flip(v, hs + nb * 32 + off + 1); print "DATA=END"
-                printf "%d %d\n", be32(substr(key, 2), 4), nb > "seg.txt"; exit }
-    length($0) == 17 && substr($0, 2, 8) == tid { key = $0 }' > flip.dump
-read -r seg nblocks < seg.txt || fail "no postings list for 'commonword'"
+    key != "" { v = substr($0, 2); nb = le32(v, o + 4)
+                hs = le32(v, o) >= 10 ? 40 : 24                # header: 40 bytes from 10 postings
+                off = le32(v, o + hs + 4)                      # block 0 data_off
+                print key; print " " flip(v, o + hs + nb * 32 + off + 1); print "DATA=END"
+                printf "%d\n", nb > "nblocks.txt"; exit }
+    $0 == ckey { key = $0 }' > flip.dump
+read -r seg < seg.txt || fail "no postings list for 'commonword'"
+read -r nblocks < nblocks.txt || fail "no chunk $ckey for 'commonword'"
 [ "$nblocks" -ge 2 ] || fail "expected several blocks for 'commonword', got $nblocks"
 mdb_load -s postings -f flip.dump pidx 2>/dev/null || fail "mdb_load -s postings failed"
 expect 4 "$LEXIS" check pidx

@@ -478,6 +478,168 @@ static void test_long_documents(void **state)
     remove_tmpdir(dir);
 }
 
+/* A segment's dictionary, built with small chunks: every term found by its
+ * text and by its id, with its own list; absent ones not; damage refused. */
+static void test_segment_dictionary(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "d");
+    enum { NT = 3000 };
+    uint32_t lens[64], docs[8], tfs[8];
+    for (int i = 0; i < 64; i++)
+        lens[i] = 10 + (uint32_t)i;
+    unsigned char *enc = malloc(idx_plist_max_size(8));
+    idx_stxn *t;
+    assert_int_equal(idx_store_begin(env->store, 1, &t), 0);
+    idx_dict_builder b;
+    idx_dict_builder_init(&b, t, 42, 512);
+    char text[32];
+    for (uint32_t i = 0; i < NT; i++) {
+        uint32_t n = i % 5 + 1;
+        for (uint32_t j = 0; j < n; j++) {
+            docs[j] = 100 + (i + 7 * j) % 60 / 5 * 5 + j;   /* increasing */
+            tfs[j] = j + 1;
+        }
+        for (uint32_t j = 1; j < n; j++)
+            if (docs[j] <= docs[j - 1])
+                docs[j] = docs[j - 1] + 1;
+        size_t sz = idx_plist_encode(docs, tfs, n, lens, 100, 0.9f, 0.4f, 20.0f, enc);
+        int len = snprintf(text, sizeof text, "t%u%s", i, i % 3 ? "" : "-longer-text");
+        assert_int_equal(idx_dict_builder_add(&b, 2 * i + 1, text, (size_t)len, enc, sz), 0);
+    }
+    /* ids must increase */
+    assert_int_equal(idx_dict_builder_add(&b, 5, "late", 4, enc, 30), LX_E_INVAL);
+    assert_int_equal(idx_dict_builder_finish(&b), 0);
+    idx_dict_builder_free(&b);
+    assert_int_equal(idx_store_commit(t), 0);
+
+    assert_int_equal(idx_store_begin(env->store, 0, &t), 0);
+    unsigned char key[8];
+    idx_val v;
+    lx_st32be(key, 42);
+    assert_int_equal(idx_store_get(t, IDX_DB_DICTS, key, 4, &v), 0);
+    idx_dict d;
+    assert_int_equal(idx_dict_parse(v.data, v.size, &d), 0);
+    assert_int_equal(d.nterms, NT);
+    assert_true(d.nchunks > 10);                 /* 512-byte chunks */
+    idx_val *chunks = calloc(d.nchunks, sizeof *chunks);
+    for (uint32_t c = 0; c < d.nchunks; c++) {
+        lx_st32be(key + 4, c);
+        assert_int_equal(idx_store_get(t, IDX_DB_POSTINGS, key, 8, &chunks[c]), 0);
+    }
+    d.chunks = chunks;
+    assert_int_equal(idx_dict_verify(&d), 0);
+    for (uint32_t i = 0; i < NT; i++) {
+        int len = snprintf(text, sizeof text, "t%u%s", i, i % 3 ? "" : "-longer-text");
+        uint32_t e, e2;
+        assert_int_equal(idx_dict_find(&d, text, (size_t)len, idx_hash64(text, (size_t)len), &e), 0);
+        assert_int_equal(idx_dict_term_id(&d, e), 2 * i + 1);
+        assert_int_equal(idx_dict_find_id(&d, 2 * i + 1, &e2), 0);
+        assert_int_equal(e2, e);
+        assert_int_equal(idx_dict_find_id(&d, 2 * i, &e2), LX_E_NOTFOUND);
+        const void *list;
+        size_t size;
+        idx_plist pl;
+        assert_int_equal(idx_dict_list(&d, e, &list, &size), 0);
+        assert_int_equal(idx_plist_parse(list, size, &pl), 0);
+        assert_int_equal(pl.n, i % 5 + 1);
+        snprintf(text, sizeof text, "x%u", i);
+        assert_int_equal(idx_dict_find(&d, text, strlen(text), idx_hash64(text, strlen(text)), &e2),
+                         LX_E_NOTFOUND);
+    }
+
+    /* Damage: sizes, the table's size, a slot past the entries, a byte of
+     * a text (the checksum), a list past its chunk. */
+    unsigned char *copy = malloc(v.size);
+    memcpy(copy, v.data, v.size);
+    idx_dict dc;
+    assert_int_equal(idx_dict_parse(copy, v.size - 1, &dc), LX_E_CORRUPT);
+    assert_int_equal(idx_dict_parse(copy, 10, &dc), LX_E_CORRUPT);
+    lx_st32(copy + 4, d.nslots - 1);
+    assert_int_equal(idx_dict_parse(copy, v.size, &dc), LX_E_CORRUPT);
+    lx_st32(copy + 4, d.nslots);
+    assert_int_equal(idx_dict_parse(copy, v.size, &dc), 0);
+    dc.chunks = chunks;
+    uint64_t h = idx_hash64("t1", 2);
+    uint32_t e, s = (uint32_t)h & (d.nslots - 1);
+    assert_int_equal(idx_dict_find(&dc, "t1", 2, h, &e), 0);
+    while (lx_ld32(copy + 24 + 8 * (size_t)s + 4) != e + 1)
+        s = (s + 1) & (d.nslots - 1);
+    lx_st32(copy + 24 + 8 * (size_t)s + 4, d.nterms + 1);
+    assert_int_equal(idx_dict_find(&dc, "t1", 2, h, &e), LX_E_CORRUPT);
+    assert_int_equal(idx_dict_verify(&dc), LX_E_CORRUPT);
+    memcpy(copy, v.data, v.size);
+    copy[v.size - 1] ^= 1;
+    assert_int_equal(idx_dict_verify(&dc), LX_E_CORRUPT);
+    memcpy(copy, v.data, v.size);
+    unsigned char *entry = (unsigned char *)dc.entries + 24 * (size_t)e;
+    lx_st32(entry + 8, (uint32_t)chunks[lx_ld32(entry + 4)].size);     /* offset at the end */
+    const void *list;
+    size_t size;
+    assert_int_equal(idx_dict_list(&dc, e, &list, &size), LX_E_CORRUPT);
+    lx_st32(entry + 4, d.nchunks);                                    /* no such chunk */
+    assert_int_equal(idx_dict_list(&dc, e, &list, &size), LX_E_CORRUPT);
+    free(copy);
+    free(chunks);
+    free(enc);
+    idx_store_abort(t);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
+/* idx_reader_find over several segments: the lists idx_reader_postings
+ * gives, and the live df (from the terms database once documents are
+ * deleted). */
+static void test_find_by_text(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    idx_env *env = create_index(dir, "f");
+    idx_writer *w;
+    idx_writer_params wp = idx_writer_default_params();
+    wp.batch_docs = 3;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    char id[16], text[64];
+    for (int i = 0; i < 9; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(text, sizeof text, "common grp%d uniq%d", i % 4, i);
+        add_doc(w, id, "t", text);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        idx_reader *r;
+        assert_int_equal(idx_reader_open(env, &r), 0);
+        idx_plist a[4], b[4];
+        idx_term_info ti;
+        uint32_t df;
+        assert_int_equal(idx_reader_term(r, "common", 6, &ti), 0);
+        assert_int_equal(idx_reader_find(r, "common", 6, &df, a, 4), 3);
+        assert_int_equal(idx_reader_postings(r, ti.term_id, b, 4), 3);
+        for (int i = 0; i < 3; i++) {
+            assert_ptr_equal(a[i].entries, b[i].entries);
+            assert_int_equal(a[i].seg_base, 3 * (uint32_t)i);
+        }
+        assert_int_equal(df, pass ? 8 : 9);
+        assert_int_equal(idx_reader_find(r, "common", 6, &df, a, 2), LX_E_TOOBIG);
+        assert_int_equal(idx_reader_find(r, "grp1", 4, &df, a, 4), 2);    /* docs 1 and 5 */
+        assert_int_equal(df, 2);
+        assert_int_equal(idx_reader_find(r, "uniq4", 5, &df, a, 4), 1);
+        assert_int_equal(df, pass ? 0 : 1);           /* deleted: its list stays */
+        assert_int_equal(idx_reader_find(r, "absent", 6, &df, a, 4), LX_E_NOTFOUND);
+        assert_int_equal(idx_reader_find(r, "commo", 5, &df, a, 4), LX_E_NOTFOUND);
+        idx_reader_close(r);
+        if (pass == 0) {
+            assert_int_equal(idx_writer_open(env, NULL, &w), 0);
+            assert_int_equal(idx_writer_delete(w, "d4", 2), 0);
+            assert_int_equal(idx_writer_close(w), 0);
+        }
+    }
+    assert_check_clean(env);
+    idx_env_close(env);
+    remove_tmpdir(dir);
+}
+
 static void test_merge_segments(void **state)
 {
     (void)state;
@@ -847,6 +1009,8 @@ int main(void)
         cmocka_unit_test(test_write_read_replace_delete),
         cmocka_unit_test(test_segment_lengths),
         cmocka_unit_test(test_long_documents),
+        cmocka_unit_test(test_segment_dictionary),
+        cmocka_unit_test(test_find_by_text),
         cmocka_unit_test(test_merge_segments),
         cmocka_unit_test(test_writer_rejects_bad_ids),
         cmocka_unit_test(test_jsonl_ingest_reports),
