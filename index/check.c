@@ -245,7 +245,7 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
         }
         /* the query path finds the lists by text: the same ones */
         uint32_t fdf;
-        int fn = idx_reader_find(r, term, (size_t)tlen, &fdf, fpls, (int)nsegs + 1), same = fn == n;
+        int fn = idx_reader_find(r, term, (size_t)tlen, idx_term_hash(term, (size_t)tlen), &fdf, fpls, (int)nsegs + 1), same = fn == n;
         for (int i = 0; same && i < n; i++)
             same = fpls[i].entries == pls[i].entries;
         if (n > 0 && !same)

@@ -206,6 +206,30 @@ int idx_dict_find(const idx_dict *d, const char *text, size_t len, uint64_t hash
     return LX_E_NOTFOUND;
 }
 
+void idx_dict_prefetch(const idx_dict *d, uint64_t hash, int step)
+{
+    const unsigned char *slot = d->slots + (size_t)((uint32_t)hash & (d->nslots - 1)) * DICT_SLOT;
+    if (step == 0) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    /* the first slot only: the term is there unless it collided */
+    uint32_t e1 = lx_ld32(slot + 4);
+    if (e1 == 0 || e1 > d->nterms || lx_ld32(slot) != (uint32_t)(hash >> 32))
+        return;
+    const unsigned char *e = entry_at(d, e1 - 1);
+    if (step == 1) {
+        __builtin_prefetch(e);
+        __builtin_prefetch(e + DICT_ENTRY - 1);
+        return;
+    }
+    uint32_t toff = lx_ld32(e + 16), chunk = lx_ld32(e + 4), off = lx_ld32(e + 8);
+    if (toff < d->strings_size)
+        __builtin_prefetch(d->strings + toff);
+    if (d->chunks && chunk < d->nchunks && off < d->chunks[chunk].size)
+        __builtin_prefetch((const unsigned char *)d->chunks[chunk].data + off);
+}
+
 int idx_dict_find_id(const idx_dict *d, uint32_t term_id, uint32_t *entry)
 {
     uint32_t lo = 0, hi = d->nterms;

@@ -299,12 +299,25 @@ int idx_reader_term(const idx_reader *r, const char *term, size_t len, idx_term_
  * Returns the count (>= 0) or a negative code. Borrowed until reader closes. */
 int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, int cap);
 
-/* What a query needs of an analyzed term, from the segments' dictionaries
- * (no B-tree search unless documents are deleted, when *df comes from the
- * terms database): its lists as idx_reader_postings fills them, and *df,
- * the live documents that have it. Returns the count of lists (>= 1),
- * LX_E_NOTFOUND when no segment has the term, or a negative code. */
-int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint32_t *df, idx_plist *out, int cap);
+/* The hash the segments' dictionaries key a term by (XXH3, 64 bits). */
+uint64_t idx_term_hash(const char *term, size_t len);
+
+/* What a query needs of an analyzed term (hash: idx_term_hash of it),
+ * from the segments' dictionaries (no B-tree search unless documents are
+ * deleted, when *df comes from the terms database): its lists as
+ * idx_reader_postings fills them, and *df, the live documents that have
+ * it. Returns the count of lists (>= 1), LX_E_NOTFOUND when no segment has
+ * the term, or a negative code. */
+int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint64_t hash, uint32_t *df,
+                    idx_plist *out, int cap);
+
+/* Starts the loads a find of term will wait on, one step at a time: step 0
+ * the dictionaries' slots, step 1 (once 0 has had time) the entries they
+ * point to, step 2 the texts and the lists' first bytes. A query runs
+ * each step over all its terms before it finds any, so their cache misses
+ * overlap instead of following one another. Reads nothing it could fault
+ * on: a damaged slot or entry is left for the find to report. */
+void idx_reader_prefetch(const idx_reader *r, uint64_t hash, int step);
 
 /* Exact length of a document (0 for ids never used). */
 uint32_t idx_reader_doclen(const idx_reader *r, uint32_t docid);

@@ -247,6 +247,8 @@ int idx_dict_verify(const idx_dict *d);
  * points outside the value. */
 int idx_dict_find(const idx_dict *d, const char *text, size_t len, uint64_t hash, uint32_t *entry);
 int idx_dict_find_id(const idx_dict *d, uint32_t term_id, uint32_t *entry);
+/* idx_reader_prefetch's step for the term of this hash. */
+void idx_dict_prefetch(const idx_dict *d, uint64_t hash, int step);
 /* An entry's parts, entry < nterms; text and list borrow the values, their
  * bounds checked (LX_E_CORRUPT). */
 uint32_t idx_dict_term_id(const idx_dict *d, uint32_t entry);

@@ -194,10 +194,19 @@ int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, i
     return n;
 }
 
-int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint32_t *df, idx_plist *out, int cap)
+uint64_t idx_term_hash(const char *term, size_t len) { return idx_hash64(term, len); }
+
+void idx_reader_prefetch(const idx_reader *r, uint64_t hash, int step)
+{
+    for (uint32_t i = 0; i < r->nsegs; i++)
+        idx_dict_prefetch(&r->segs[i].dict, hash, step);
+}
+
+int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint64_t h, uint32_t *df,
+                    idx_plist *out, int cap)
 {
     int n = 0, rc;
-    uint64_t h = idx_hash64(term, len), sum = 0;
+    uint64_t sum = 0;
     for (uint32_t i = 0; i < r->nsegs; i++) {
         uint32_t e;
         if ((rc = idx_dict_find(&r->segs[i].dict, term, len, h, &e)) == LX_E_NOTFOUND)

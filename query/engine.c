@@ -41,6 +41,13 @@ typedef struct qry_cached_term {
  * a slot holds a term's index + 1, 0 when empty. */
 #define QRY_TERM_SLOTS (2 * QRY_MAX_TERMS)
 
+/* Terms are looked up in groups of this many: each step of
+ * idx_reader_prefetch runs over a group's terms, so the group's misses on
+ * dictionary slots, entries and list headers overlap, then the group is
+ * looked up. Groups, not the whole query, so that a 100-term query's
+ * prefetched lines are still cached when it reads them. */
+#define QRY_PREFETCH_TERMS 8
+
 struct qry_engine {
     idx_env *env;
     qry_scorer sc;             /* norm table kept while k1, b, avgdl stay */
@@ -48,7 +55,7 @@ struct qry_engine {
     enc_analyzer *an;
     lx_arena arena;
     qry_term terms[QRY_MAX_TERMS];
-    uint32_t term_hash[QRY_MAX_TERMS];   /* lx_fnv1a32 of each term's text */
+    uint64_t term_hash[QRY_MAX_TERMS];   /* idx_term_hash of each term's text */
     uint16_t term_home[QRY_MAX_TERMS];   /* its slot in term_slot */
     uint16_t term_slot[QRY_TERM_SLOTS];  /* all 0 between searches */
     uint32_t nterms;
@@ -118,7 +125,8 @@ static int qry_on_term(void *ctx, const char *term, size_t len, uint32_t pos)
 {
     qry_engine *q = ctx;
     (void)pos;
-    uint32_t h = lx_fnv1a32(term, len), i = h & (QRY_TERM_SLOTS - 1);
+    uint64_t h = idx_term_hash(term, len);
+    uint32_t i = (uint32_t)h & (QRY_TERM_SLOTS - 1);
     for (; q->term_slot[i]; i = (i + 1) & (QRY_TERM_SLOTS - 1)) {
         qry_term *t = &q->terms[q->term_slot[i] - 1];
         if (t->len == len && memcmp(t->text, term, len) == 0) {
@@ -140,16 +148,16 @@ static int qry_on_term(void *ctx, const char *term, size_t len, uint32_t pos)
     return 0;
 }
 
-static uint32_t cache_slot(uint32_t h)
+static uint32_t cache_slot(uint64_t h)
 {
-    return (h ^ (h >> 15)) & (QRY_CACHE_SLOTS - 1);
+    return (uint32_t)(h >> 32) & (QRY_CACHE_SLOTS - 1);   /* the dictionaries probe from the low bits */
 }
 
 /* A query term's df and postings lists (copied into lists, room for
  * nseg) in snapshot r: from the cache when it holds them for r, else from
  * the index (and then kept). Returns the number of lists, LX_E_NOTFOUND,
  * or another error. */
-static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_t hash, uint32_t nseg,
+static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint64_t hash, uint32_t nseg,
                        uint32_t *df, idx_plist *lists)
 {
     uint64_t serial = idx_reader_serial(r);
@@ -165,7 +173,7 @@ static int lookup_term(qry_engine *q, idx_reader *r, const qry_term *qt, uint32_
             return e->nlists;
         }
     }
-    int nl = idx_reader_find(r, qt->text, qt->len, df, lists, (int)nseg);
+    int nl = idx_reader_find(r, qt->text, qt->len, hash, df, lists, (int)nseg);
     if (nl < 0 && nl != LX_E_NOTFOUND)
         return nl;
     if (e && nl <= QRY_CACHE_LISTS) {
@@ -205,6 +213,12 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
     idx_plist *lists = NULL;
     for (uint32_t i = 0; i < q->nterms; i++) {
         qry_term *qt = &q->terms[i];
+        if (i % QRY_PREFETCH_TERMS == 0) {
+            uint32_t end = i + QRY_PREFETCH_TERMS < q->nterms ? i + QRY_PREFETCH_TERMS : q->nterms;
+            for (int step = 0; step < 3; step++)
+                for (uint32_t j = i; j < end; j++)
+                    idx_reader_prefetch(r, q->term_hash[j], step);
+        }
         uint32_t tdf;
         qt->df = 0;
         if (!lists && !(lists = lx_arena_alloc(&q->arena, nseg * sizeof *lists)))
@@ -340,7 +354,7 @@ int qry_search_terms(qry_engine *q, idx_reader *r, const qry_term *terms, uint32
         char *s = lx_arena_strndup(&q->arena, terms[i].text, terms[i].len);
         if (!s)
             return LX_E_NOMEM;
-        q->term_hash[q->nterms] = lx_fnv1a32(s, terms[i].len);
+        q->term_hash[q->nterms] = idx_term_hash(s, terms[i].len);
         q->terms[q->nterms++] = (qry_term){ s, terms[i].len, terms[i].weight, 0 };
     }
     return qry_rank(q, r, p, res);
