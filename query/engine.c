@@ -14,14 +14,15 @@
 /* The term cache: what the lookup of a query term found (its df and
  * postings lists), kept for the next query on the same snapshot. A query
  * term costs a probe of each segment's dictionary and a parse of each
- * list's header otherwise, and query streams repeat their terms. Direct-mapped by a hash of the
- * term, so it holds the recent terms of a stream, not a whole
- * vocabulary; an entry is valid for the reader of the engine's env whose
- * serial it holds (idx_reader_serial), whose postings views it borrows
- * (serials repeat across envs, so readers of another env bypass the
- * cache; the env outlives the engine, so no other env takes its
- * address while entries exist). Terms longer than
- * QRY_CACHE_TEXT or with more lists than QRY_CACHE_LISTS are not kept. */
+ * list's header otherwise, and query streams repeat their terms (with the
+ * cache off, SciFact took 4.3% longer, the Debian corpus 5.7% less: kept).
+ * Direct-mapped by a hash of the term, so it holds the recent terms of a
+ * stream, not a whole vocabulary; an entry is valid for the reader of the
+ * engine's env whose serial it holds (idx_reader_serial), whose postings
+ * views it borrows (serials repeat across envs, so readers of another env
+ * bypass the cache; the env outlives the engine, so no other env takes
+ * its address while entries exist). Terms longer than QRY_CACHE_TEXT or
+ * with more lists than QRY_CACHE_LISTS are not kept. */
 #define QRY_CACHE_SLOTS 1024
 #define QRY_CACHE_TEXT 28
 #define QRY_CACHE_LISTS 2
