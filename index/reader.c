@@ -178,20 +178,33 @@ static int reader_list(const idx_segment *s, uint32_t e, idx_plist *out)
     return 0;
 }
 
-int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, int cap)
+/* One term's lists, in segment order: each segment's entry found by text
+ * (term not NULL, hash its idx_term_hash) or else by term_id. *postings:
+ * the sum of their lengths. */
+static int reader_lists(const idx_reader *r, const char *term, size_t len, uint64_t hash, uint32_t term_id,
+                        idx_plist *out, int cap, uint64_t *postings)
 {
     int n = 0, rc;
+    *postings = 0;
     for (uint32_t i = 0; i < r->nsegs; i++) {
+        const idx_dict *d = &r->segs[i].dict;
         uint32_t e;
-        if ((rc = idx_dict_find_id(&r->segs[i].dict, term_id, &e)) == LX_E_NOTFOUND)
+        rc = term ? idx_dict_find(d, term, len, hash, &e) : idx_dict_find_id(d, term_id, &e);
+        if (rc == LX_E_NOTFOUND)
             continue;
         if (n == cap)
             return LX_E_TOOBIG;
         if (rc || (rc = reader_list(&r->segs[i], e, &out[n])) != 0)
             return rc;
-        n++;
+        *postings += out[n++].n;
     }
     return n;
+}
+
+int idx_reader_postings(const idx_reader *r, uint32_t term_id, idx_plist *out, int cap)
+{
+    uint64_t postings;
+    return reader_lists(r, NULL, 0, 0, term_id, out, cap, &postings);
 }
 
 uint64_t idx_term_hash(const char *term, size_t len) { return idx_hash64(term, len); }
@@ -205,18 +218,10 @@ void idx_reader_prefetch(const idx_reader *r, uint64_t hash, int step)
 int idx_reader_find(const idx_reader *r, const char *term, size_t len, uint64_t h, uint32_t *df,
                     idx_plist *out, int cap)
 {
-    int n = 0, rc;
-    uint64_t sum = 0;
-    for (uint32_t i = 0; i < r->nsegs; i++) {
-        uint32_t e;
-        if ((rc = idx_dict_find(&r->segs[i].dict, term, len, h, &e)) == LX_E_NOTFOUND)
-            continue;
-        if (n == cap)
-            return LX_E_TOOBIG;
-        if (rc || (rc = reader_list(&r->segs[i], e, &out[n])) != 0)
-            return rc;
-        sum += out[n++].n;
-    }
+    uint64_t sum;
+    int rc, n = reader_lists(r, term, len, h, 0, out, cap, &sum);
+    if (n < 0)
+        return n;
     if (n == 0)
         return LX_E_NOTFOUND;
     if (r->del) {
