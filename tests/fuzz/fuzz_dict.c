@@ -21,6 +21,7 @@
  * Build with `make fuzz`; run build/fuzz/fuzz_dict -max_len=4096 CORPUS_DIR.
  */
 #include "../../index/index_impl.h"
+#include "fuzz_guard.h"
 
 #include <sanitizer/asan_interface.h>
 #include <stdint.h>
@@ -32,31 +33,6 @@
 #define FZ_CHECK(x) LX_ASSERT(x)
 #define FZ_REGION (1u << 16)
 
-typedef struct fz_guard {
-    unsigned char *base;
-    size_t cap;
-} fz_guard;
-
-static void fz_guard_init(fz_guard *g, size_t cap)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    cap = (cap + pg - 1) / pg * pg;
-    g->base = mmap(NULL, cap + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    FZ_CHECK(g->base != MAP_FAILED);
-    FZ_CHECK(mprotect(g->base + cap, pg, PROT_NONE) == 0);
-    g->cap = cap;
-}
-
-static unsigned char *fz_guard_place(fz_guard *g, const void *src, size_t len)
-{
-    FZ_CHECK(len <= g->cap);
-    unsigned char *p = g->base + g->cap - len;
-    ASAN_UNPOISON_MEMORY_REGION(g->base, g->cap);
-    if (len)
-        memcpy(p, src, len);
-    ASAN_POISON_MEMORY_REGION(g->base, g->cap - len);
-    return p;
-}
 
 static fz_guard fz_dict, fz_chunk;
 

@@ -39,6 +39,7 @@
  * Build with `make fuzz`; run build/fuzz/fuzz_postings -max_len=8192 CORPUS_DIR.
  */
 #include "../../index/index_impl.h"
+#include "fuzz_guard.h"
 
 #include <sanitizer/asan_interface.h>
 #include <stdint.h>
@@ -53,36 +54,6 @@
 #define FZ_MAXP 4096               /* postings in round-trip mode */
 #define FZ_MAXREL (1u << 18)       /* docs within seg_base + FZ_MAXREL */
 #define FZ_REGION (1u << 20)       /* largest value checked */
-
-/* ---- guarded buffers -------------------------------------------------------- */
-
-typedef struct fz_guard {
-    unsigned char *base;
-    size_t cap;                    /* usable bytes; the guard page follows */
-} fz_guard;
-
-static void fz_guard_init(fz_guard *g, size_t cap)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    cap = (cap + pg - 1) / pg * pg;
-    g->base = mmap(NULL, cap + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    FZ_CHECK(g->base != MAP_FAILED);
-    FZ_CHECK(mprotect(g->base + cap, pg, PROT_NONE) == 0);
-    g->cap = cap;
-}
-
-/* The last len bytes before the guard page, holding a copy of src (if
- * given); everything before them is poisoned. */
-static unsigned char *fz_guard_place(fz_guard *g, const void *src, size_t len)
-{
-    FZ_CHECK(len <= g->cap);
-    unsigned char *p = g->base + g->cap - len;
-    ASAN_UNPOISON_MEMORY_REGION(g->base, g->cap);
-    if (src)
-        memcpy(p, src, len);
-    ASAN_POISON_MEMORY_REGION(g->base, g->cap - len);
-    return p;
-}
 
 static fz_guard fz_val, fz_enc, fz_out_docs, fz_out_tfs;
 static uint32_t *fz_docs, *fz_tfs;             /* 128 each, guard after */
