@@ -13,9 +13,11 @@
  * Usage (read):
  *     idx_reader *r;
  *     rc = idx_reader_open(env, &r);       // a snapshot: one LMDB read txn
- *     idx_term_info ti;
+ *     idx_plist pl[..]; uint32_t df;       // a query's way: dictionaries
+ *     n = idx_reader_find(r, "fast", 4, idx_term_hash("fast", 4), &df, pl, cap);
+ *     idx_term_info ti;                     // or by term id (merge, check)
  *     rc = idx_reader_term(r, "fast", 4, &ti);
- *     idx_plist pl[..]; n = idx_reader_postings(r, ti.term_id, pl, cap);
+ *     n = idx_reader_postings(r, ti.term_id, pl, cap);
  *     ...
  *     idx_reader_close(r);
  *
