@@ -351,6 +351,31 @@ for v in 1 2 3 4; do
     done
 done
 
+# ---- a format-4 index as it lies on disk: no 'dicts' database ---------------------------------
+# Every database but dicts, copied into a new environment (mdb_dump -a, that
+# one left out), the format patched to 4: the version message, not "not a
+# lexis index", and nothing written to it.
+expect 0 "$LEXIS" build v5idx --corpus base.jsonl --quiet
+mdb_dump -a v5idx | awk -v fk=" $fmt" '
+    hdr == 0 && /^VERSION=/ { hdr = 1; n = 0; skip = 0 }
+    hdr { h[++n] = $0; if ($0 == "database=dicts") skip = 1
+          if ($0 == "HEADER=END") { hdr = 0; if (!skip) for (i = 1; i <= n; i++) print h[i] }
+          next }
+    skip { next }
+    patch { $0 = " 04000000"; patch = 0 }
+    $0 == fk { patch = 1 }
+    { print }' > v4.dump
+grep -q "database=dicts" v4.dump && fail "the dump still holds dicts"
+mkdir v4idx && mdb_load -f v4.dump v4idx 2>/dev/null || fail "mdb_load of the format-4 copy failed"
+: > v4idx/write.lock
+cksum v4idx/data.mdb > v4.sum
+for c in "search v4idx x" "check v4idx" "add v4idx base.jsonl" "inspect v4idx"; do
+    # shellcheck disable=SC2086
+    expect 1 "$LEXIS" $c
+    stderr_has "version 4 is older.*rebuild" "lexis $c (format 4, no dicts database)"
+done
+cksum v4idx/data.mdb | cmp -s - v4.sum || fail "a command modified the format-4 index"
+
 # ---- a flipped byte in a postings block ----------------------------------------------------
 # "commonword" in 300 documents: three blocks of 128. Flip a byte of block 0's data.
 awk 'BEGIN { for (i = 1; i <= 300; i++) printf "{\"_id\":\"p%d\",\"title\":\"t\",\"text\":\"commonword filler%d\"}\n", i, i % 7 }' > p.jsonl
