@@ -40,6 +40,8 @@
 #define DICT_HEADER 24
 #define DICT_SLOT 8
 #define DICT_ENTRY 24
+/* an entry's fields, by byte offset */
+enum { E_TERM_ID = 0, E_CHUNK = 4, E_OFFSET = 8, E_SIZE = 12, E_TEXT_OFF = 16, E_TEXT_LEN = 20 };
 
 /* ---- writing ------------------------------------------------------------------ */
 
@@ -89,12 +91,12 @@ int idx_dict_builder_add(idx_dict_builder *b, uint32_t term_id, const char *text
         || (rc = lx_buf_reserve((void **)&b->strings, &b->strings_cap, b->strings_len + len, 1 << 12)))
         return rc;
     unsigned char *e = b->entries + b->nterms * DICT_ENTRY;
-    lx_st32(e, term_id);
-    lx_st32(e + 4, b->nchunks);
-    lx_st32(e + 8, (uint32_t)b->chunk_len);
-    lx_st32(e + 12, (uint32_t)size);
-    lx_st32(e + 16, (uint32_t)b->strings_len);
-    lx_st32(e + 20, (uint32_t)len);
+    lx_st32(e + E_TERM_ID, term_id);
+    lx_st32(e + E_CHUNK, b->nchunks);
+    lx_st32(e + E_OFFSET, (uint32_t)b->chunk_len);
+    lx_st32(e + E_SIZE, (uint32_t)size);
+    lx_st32(e + E_TEXT_OFF, (uint32_t)b->strings_len);
+    lx_st32(e + E_TEXT_LEN, (uint32_t)len);
     memcpy(b->chunk + b->chunk_len, list, size);
     memcpy(b->strings + b->strings_len, text, len);
     b->chunk_len += size;
@@ -131,7 +133,7 @@ int idx_dict_builder_finish(idx_dict_builder *b)
         memcpy(v + strings_at, b->strings, b->strings_len);
     for (size_t i = 0; i < b->nterms; i++) {
         const unsigned char *e = b->entries + i * DICT_ENTRY;
-        uint64_t h = idx_hash64(b->strings + lx_ld32(e + 16), lx_ld32(e + 20));
+        uint64_t h = idx_hash64(b->strings + lx_ld32(e + E_TEXT_OFF), lx_ld32(e + E_TEXT_LEN));
         uint32_t s = (uint32_t)h & (nslots - 1);
         while (lx_ld32(v + slots_at + (size_t)s * DICT_SLOT + 4))
             s = (s + 1) & (nslots - 1);
@@ -192,13 +194,11 @@ int idx_dict_find(const idx_dict *d, const char *text, size_t len, uint64_t hash
             return LX_E_NOTFOUND;
         if (lx_ld32(slot) != tag)
             continue;
-        if (e1 > d->nterms)
+        const char *et;
+        size_t tl;
+        if (e1 > d->nterms || idx_dict_text(d, e1 - 1, &et, &tl))
             return LX_E_CORRUPT;
-        const unsigned char *e = entry_at(d, e1 - 1);
-        uint32_t off = lx_ld32(e + 16), tl = lx_ld32(e + 20);
-        if (off > d->strings_size || tl > d->strings_size - off)
-            return LX_E_CORRUPT;
-        if (tl == len && memcmp(d->strings + off, text, len) == 0) {
+        if (tl == len && memcmp(et, text, len) == 0) {
             *entry = e1 - 1;
             return 0;
         }
@@ -223,7 +223,7 @@ void idx_dict_prefetch(const idx_dict *d, uint64_t hash, int step)
         __builtin_prefetch(e + DICT_ENTRY - 1);
         return;
     }
-    uint32_t toff = lx_ld32(e + 16), chunk = lx_ld32(e + 4), off = lx_ld32(e + 8);
+    uint32_t toff = lx_ld32(e + E_TEXT_OFF), chunk = lx_ld32(e + E_CHUNK), off = lx_ld32(e + E_OFFSET);
     if (toff < d->strings_size)
         __builtin_prefetch(d->strings + toff);
     if (d->chunks && chunk < d->nchunks && off < d->chunks[chunk].size)
@@ -234,7 +234,7 @@ int idx_dict_find_id(const idx_dict *d, uint32_t term_id, uint32_t *entry)
 {
     uint32_t lo = 0, hi = d->nterms;
     while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2, id = lx_ld32(entry_at(d, mid));
+        uint32_t mid = lo + (hi - lo) / 2, id = lx_ld32(entry_at(d, mid) + E_TERM_ID);
         if (id == term_id) {
             *entry = mid;
             return 0;
@@ -249,13 +249,13 @@ int idx_dict_find_id(const idx_dict *d, uint32_t term_id, uint32_t *entry)
 
 uint32_t idx_dict_term_id(const idx_dict *d, uint32_t entry)
 {
-    return lx_ld32(entry_at(d, entry));
+    return lx_ld32(entry_at(d, entry) + E_TERM_ID);
 }
 
 int idx_dict_text(const idx_dict *d, uint32_t entry, const char **text, size_t *len)
 {
     const unsigned char *e = entry_at(d, entry);
-    uint32_t off = lx_ld32(e + 16), tl = lx_ld32(e + 20);
+    uint32_t off = lx_ld32(e + E_TEXT_OFF), tl = lx_ld32(e + E_TEXT_LEN);
     if (off > d->strings_size || tl > d->strings_size - off)
         return LX_E_CORRUPT;
     *text = d->strings + off;
@@ -266,7 +266,7 @@ int idx_dict_text(const idx_dict *d, uint32_t entry, const char **text, size_t *
 int idx_dict_list(const idx_dict *d, uint32_t entry, const void **list, size_t *size)
 {
     const unsigned char *e = entry_at(d, entry);
-    uint32_t chunk = lx_ld32(e + 4), off = lx_ld32(e + 8), sz = lx_ld32(e + 12);
+    uint32_t chunk = lx_ld32(e + E_CHUNK), off = lx_ld32(e + E_OFFSET), sz = lx_ld32(e + E_SIZE);
     if (chunk >= d->nchunks || !d->chunks)
         return LX_E_CORRUPT;
     const idx_val *c = &d->chunks[chunk];
