@@ -4,12 +4,12 @@
  * writer promised: each checksum (statistics, segments, dictionaries,
  * postings headers and blocks, stored documents), that each segment's
  * dictionary finds every term it lists by its text, that postings decode
- * to strictly increasing ids inside their segment, that each block's max tf / min length / BM25 bound
- * and each list's k-th best scores equal what its postings give, that every
- * term's df and cf equal its live postings, that docs and ids map to each
- * other, and that the collection statistics add up. Problems are printed
- * naming the term and block or the document; the walk goes on so one run
- * lists them all.
+ * to strictly increasing ids inside their segment, that each block's max
+ * tf / min length / BM25 bound and each list's k-th best scores equal what
+ * its postings give, that every term's df and cf equal its live postings,
+ * that docs and ids map to each other, and that the collection statistics
+ * add up. Problems are printed naming the term and block or the document;
+ * the walk goes on so one run lists them all.
  */
 #include "index_impl.h"
 
@@ -140,13 +140,10 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
         unsigned char key[4];
         idx_val v;
         lx_st32be(key, segs[i].seg);
-        if (idx_store_get(t, IDX_DB_SEGMENTS, key, 4, &v) == 0) {
-            const unsigned char *sv = v.data;
-            uint64_t h = idx_hash64_seed(sv + IDX_SEG_HEADER, v.size - IDX_SEG_HEADER,
-                                         idx_hash64(sv, 20));
-            if ((uint32_t)h != lx_ld32(sv + 20))
-                check_fail(&c, "segment %u: checksum mismatch", segs[i].seg);
-        }
+        /* the reader parsed it, so it holds at least its header */
+        if (idx_store_get(t, IDX_DB_SEGMENTS, key, 4, &v) == 0
+            && idx_segment_checksum(v.data, v.size) != lx_ld32((const char *)v.data + 20))
+            check_fail(&c, "segment %u: checksum mismatch", segs[i].seg);
         check_dict(&c, &segs[i]);
     }
 
@@ -245,7 +242,9 @@ int idx_check(idx_env *env, FILE *out, idx_check_report *rep)
         }
         /* the query path finds the lists by text: the same ones */
         uint32_t fdf;
-        int fn = idx_reader_find(r, term, (size_t)tlen, idx_term_hash(term, (size_t)tlen), &fdf, fpls, (int)nsegs + 1), same = fn == n;
+        int fn = idx_reader_find(r, term, (size_t)tlen, idx_term_hash(term, (size_t)tlen), &fdf, fpls,
+                                 (int)nsegs + 1);
+        int same = fn == n;
         for (int i = 0; same && i < n; i++)
             same = fpls[i].entries == pls[i].entries;
         if (n > 0 && !same)

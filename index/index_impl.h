@@ -289,6 +289,9 @@ size_t idx_segment_size(const uint32_t *lens, uint32_t ndocs);
  * included. */
 void idx_segment_write(unsigned char *sv, size_t size, uint32_t base, uint32_t ndocs, float k1, float b,
                        float avgdl, const uint32_t *lens);
+/* The checksum a segments value of size bytes (>= IDX_SEG_HEADER) holds
+ * at byte 20: written by idx_segment_write, verified by check. */
+uint32_t idx_segment_checksum(const void *val, size_t size);
 /* Stores segment seg's value in t (the writer's flush and the merge):
  * sized, reserved in the segments database and written in place. */
 int idx_segment_put(idx_stxn *t, uint32_t seg, uint32_t base, uint32_t ndocs, float k1, float b, float avgdl,

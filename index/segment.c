@@ -52,8 +52,13 @@ void idx_segment_write(unsigned char *sv, size_t size, uint32_t base, uint32_t n
         lx_st16(p, (uint16_t)dl);
     }
     LX_ASSERT(lp == sv + size);         /* size came from idx_segment_size */
-    uint64_t h = idx_hash64_seed(sv + IDX_SEG_HEADER, size - IDX_SEG_HEADER, idx_hash64(sv, 20));
-    lx_st32(sv + 20, (uint32_t)h);
+    lx_st32(sv + 20, idx_segment_checksum(sv, size));
+}
+
+uint32_t idx_segment_checksum(const void *val, size_t size)
+{
+    const unsigned char *v = val;
+    return (uint32_t)idx_hash64_seed(v + IDX_SEG_HEADER, size - IDX_SEG_HEADER, idx_hash64(v, 20));
 }
 
 int idx_segment_put(idx_stxn *t, uint32_t seg, uint32_t base, uint32_t ndocs, float k1, float b, float avgdl,
