@@ -46,6 +46,13 @@ static const char *const idx_db_names[IDX_DB_COUNT] = {
     "meta", "terms", "postings", "segments", "docs", "ids", "deleted", "dicts",
 };
 
+/* A database an older index lacks: reads find nothing in it, writes are
+ * refused (the format check refuses the index before any write). */
+static int db_missing(const idx_store *s, int db)
+{
+    return (s->missing >> db) & 1;
+}
+
 static int idx_store_rc(idx_store *s, int mrc)
 {
     if (mrc == 0)
@@ -202,7 +209,7 @@ static int store_used_pages(idx_store *s, uint64_t *used, uint64_t *total)
     if (mrc)
         return idx_store_rc(s, mrc);
     for (int i = 0; i < IDX_DB_COUNT; i++) {
-        if (s->missing & (1u << i))
+        if (db_missing(s, i))
             continue;
         if ((mrc = mdb_stat(txn, s->dbi[i], &st)) != 0)
             break;
@@ -292,7 +299,7 @@ void idx_store_abort(idx_stxn *t)
 int idx_store_get(idx_stxn *t, int db, const void *key, size_t klen, idx_val *v)
 {
     MDB_val k = { klen, (void *)key }, d;
-    if (t->s->missing & (1u << db))
+    if (db_missing(t->s, db))
         return LX_E_NOTFOUND;
     int mrc = mdb_get(t->txn, t->s->dbi[db], &k, &d);
     if (mrc == MDB_NOTFOUND)
@@ -308,7 +315,7 @@ int idx_store_put(idx_stxn *t, int db, const void *key, size_t klen,
                   const void *val, size_t vlen, int append)
 {
     MDB_val k = { klen, (void *)key }, d = { vlen, (void *)val };
-    if (t->s->missing & (1u << db))
+    if (db_missing(t->s, db))
         return LX_E_NOTINDEX;
     return idx_store_rc(t->s, mdb_put(t->txn, t->s->dbi[db], &k, &d, append ? MDB_APPEND : 0));
 }
@@ -317,7 +324,7 @@ int idx_store_reserve(idx_stxn *t, int db, const void *key, size_t klen,
                       size_t vlen, int append, void **dst)
 {
     MDB_val k = { klen, (void *)key }, d = { vlen, NULL };
-    if (t->s->missing & (1u << db))
+    if (db_missing(t->s, db))
         return LX_E_NOTINDEX;
     int mrc = mdb_put(t->txn, t->s->dbi[db], &k, &d, MDB_RESERVE | (append ? MDB_APPEND : 0));
     if (mrc)
@@ -329,7 +336,7 @@ int idx_store_reserve(idx_stxn *t, int db, const void *key, size_t klen,
 int idx_store_del(idx_stxn *t, int db, const void *key, size_t klen)
 {
     MDB_val k = { klen, (void *)key };
-    if (t->s->missing & (1u << db))
+    if (db_missing(t->s, db))
         return LX_E_NOTFOUND;
     int mrc = mdb_del(t->txn, t->s->dbi[db], &k, NULL);
     if (mrc == MDB_NOTFOUND)
@@ -339,7 +346,7 @@ int idx_store_del(idx_stxn *t, int db, const void *key, size_t klen)
 
 int idx_store_drop_all(idx_stxn *t, int db)
 {
-    if (t->s->missing & (1u << db))
+    if (db_missing(t->s, db))
         return LX_E_NOTINDEX;
     return idx_store_rc(t->s, mdb_drop(t->txn, t->s->dbi[db], 0));
 }
@@ -347,7 +354,7 @@ int idx_store_drop_all(idx_stxn *t, int db)
 int idx_store_count(idx_stxn *t, int db, uint64_t *n, uint64_t *bytes)
 {
     MDB_stat st;
-    if (t->s->missing & (1u << db)) {
+    if (db_missing(t->s, db)) {
         *n = *bytes = 0;
         return 0;
     }
@@ -365,7 +372,7 @@ int idx_scur_open(idx_stxn *t, int db, idx_scur **out)
     if (!c)
         return LX_E_NOMEM;
     c->t = t;
-    if (t->s->missing & (1u << db)) {
+    if (db_missing(t->s, db)) {
         free(c);
         return LX_E_NOTINDEX;
     }
