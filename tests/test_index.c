@@ -53,6 +53,23 @@ static void add_doc(idx_writer *w, const char *id, const char *title, const char
     assert_int_equal(idx_writer_add(w, id, strlen(id), names, vals, lens, 2), 0);
 }
 
+/* Documents d0..d(n-1), "common grp<i % 4> uniq<i>", in batches of 3: a
+ * segment each batch. */
+static void add_grouped_docs(idx_env *env, int n)
+{
+    idx_writer *w;
+    idx_writer_params wp = idx_writer_default_params();
+    wp.batch_docs = 3;
+    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
+    char id[16], text[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(text, sizeof text, "common grp%d uniq%d", i % 4, i);
+        add_doc(w, id, "t", text);
+    }
+    assert_int_equal(idx_writer_close(w), 0);
+}
+
 static uint32_t term_df(idx_reader *r, const char *t)
 {
     idx_term_info ti;
@@ -597,16 +614,7 @@ static void test_find_by_text(void **state)
     char *dir = make_tmpdir();
     idx_env *env = create_index(dir, "f");
     idx_writer *w;
-    idx_writer_params wp = idx_writer_default_params();
-    wp.batch_docs = 3;
-    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
-    char id[16], text[64];
-    for (int i = 0; i < 9; i++) {
-        snprintf(id, sizeof id, "d%d", i);
-        snprintf(text, sizeof text, "common grp%d uniq%d", i % 4, i);
-        add_doc(w, id, "t", text);
-    }
-    assert_int_equal(idx_writer_close(w), 0);
+    add_grouped_docs(env, 9);
     for (int pass = 0; pass < 2; pass++) {
         idx_reader *r;
         assert_int_equal(idx_reader_open(env, &r), 0);
@@ -646,16 +654,7 @@ static void test_merge_segments(void **state)
     char *dir = make_tmpdir();
     idx_env *env = create_index(dir, "m");
     idx_writer *w;
-    idx_writer_params wp = idx_writer_default_params();
-    wp.batch_docs = 3;
-    assert_int_equal(idx_writer_open(env, &wp, &w), 0);
-    char id[16], text[64];
-    for (int i = 0; i < 20; i++) {
-        snprintf(id, sizeof id, "d%d", i);
-        snprintf(text, sizeof text, "common grp%d uniq%d", i % 4, i);
-        add_doc(w, id, "t", text);
-    }
-    assert_int_equal(idx_writer_close(w), 0);
+    add_grouped_docs(env, 20);
     assert_int_equal(idx_writer_open(env, NULL, &w), 0);
     assert_int_equal(idx_writer_delete(w, "d3", 2), 0);
     assert_int_equal(idx_writer_delete(w, "d7", 2), 0);
