@@ -289,7 +289,7 @@ static int qry_rank(qry_engine *q, idx_reader *r, const qry_params *p, qry_resul
         }
         switch (algo) {
         case QRY_ALGO_EXHAUSTIVE: res->scored = qry_run_exhaustive(cs, n, &t); break;
-        case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t, &q->win); break;
+        case QRY_ALGO_MAXSCORE:   res->scored = qry_run_maxscore(cs, n, &t, &q->win, &res->promoted); break;
         case QRY_ALGO_WAND:       res->scored = qry_run_wand(cs, n, &t); break;
         case QRY_ALGO_BMW:        res->scored = qry_run_bmw(cs, n, &t); break;
         default: LX_ASSERT(0);

@@ -33,7 +33,10 @@
  * (the list cost SciFact's top-1000 6% in time). The partition into
  * essential and non-essential terms is fixed for a window (a term's scores
  * are in the accumulator or looked up, never both) and recomputed between
- * windows as the threshold rises. A document's score is the double sum of
+ * windows as the threshold rises; a window may also take non-essential
+ * terms into the accumulator where that costs less than their passes
+ * (promote_terms below: any partition with at least the essential terms
+ * in the accumulator is correct). A document's score is the double sum of
  * its float term scores, added in an order that depends on the window's
  * partition; a double holds such a sum exactly while the term scores span
  * less than about 2^21 (53 bits against the floats' 24 and a few bits of
@@ -54,6 +57,50 @@
  * (32,768 against 4,096, ab.sh: synth2m -8.6%, debpkgs -2.8%, SciFact
  * -1.4%; 65,536 no better, 131,072 worse on synth2m). */
 #define QRY_FIRST_WINDOW 512
+
+/* A non-essential term's pass reads every candidate of the window; taking
+ * the term into the accumulator instead reads its postings there, and each
+ * that falls on an unmarked document adds one more to take and look up.
+ * So the largest non-essential terms are promoted, for one window, while
+ * a term's postings in the window are fewer than QRY_PROMOTE_RATIO times
+ * the candidates expected, times the share of documents marked (both as
+ * the last window had them; the window's length cancels out), and never
+ * the last one: a window with every term in the accumulator sends every
+ * marked document to the top k, where one term left out lets the
+ * extraction drop most of them. On real text a long query's words
+ * co-occur: CISI's queries on the Debian corpus mark most of a window, and
+ * their passes read tens of thousands of candidates for terms of a few
+ * thousand postings. Measured with one binary, the rule switched by the
+ * environment (code layout alone moves two builds by a few percent),
+ * fastest of 11-15 interleaved rounds a query: CISI's queries on the
+ * Debian corpus -7.7%, its whole query set -1.6% in mean and -9.2% in
+ * p99, SciFact's corpus -4.2% (its keyword queries, which promote
+ * nothing, -3.2%: the noise); ratio 0.25 and 1 gained less on CISI
+ * (-4.2%, -5.1%), and promoting down to no term left out gained less
+ * (-5.4%) and cost ADI's and CACM's queries on SciFact a third. With the
+ * ratio alone, without the marked share, synth2m's partitions changed for
+ * nothing; with it, about a twentieth of a synth2m window is marked (words
+ * drawn independently) and no term is promoted there. */
+#define QRY_PROMOTE_RATIO 0.5
+
+/* The number of non-essential terms, first_ess or fewer but at least 1
+ * (unless first_ess is 0), once the largest are promoted for the window
+ * starting at base (see above); promoted cursors
+ * are moved to base (the documents before it match no essential term, so
+ * they cannot enter). `expect` is the candidates a doc id times the share
+ * marked; span is the doc ids the lists cover, over which a term's
+ * postings are taken to be spread evenly. */
+static uint32_t promote_terms(qry_cursor **cs, uint32_t first_ess, double expect, uint32_t span,
+                              uint32_t base)
+{
+    const double limit = QRY_PROMOTE_RATIO * expect * span;
+    uint32_t fe = first_ess;
+    while (fe > 1 && (double)cs[fe - 1]->len < limit) {
+        fe--;
+        qry_cursor_next_geq(cs[fe], base);
+    }
+    return fe;
+}
 
 static int by_bound(const void *a, const void *b)
 {
@@ -84,9 +131,10 @@ static int by_bound_per_posting(const void *a, const void *b)
  * through a register: storing it into cscore[nc] and reading it back for
  * the test cost 18% of debpkgs' top-10 time (measured; the likely cause,
  * not measured here: a store-to-load forward on the loop's carried
- * dependency, nc). */
+ * dependency, nc). *marked gets the number of marked documents. */
 static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, const double *ub, double rest,
-                              uint32_t base, uint32_t end, qry_topk *t, qry_window *wd, uint64_t *scored)
+                              uint32_t base, uint32_t end, qry_topk *t, qry_window *wd, uint64_t *scored,
+                              uint32_t *marked)
 {
     double *acc = wd->acc, *cscore = wd->cscore;
     uint64_t *bits = wd->bits;
@@ -95,10 +143,11 @@ static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, c
         qry_cursor_accumulate_live(cs[i], base, end, acc, bits, t, ub[n - 1] - cs[i]->max_score);
     const int complete = first_ess == 0;
     const uint32_t nwords = (end - base + 63) / 64;    /* words the window can mark */
-    uint32_t nc = 0;
+    uint32_t nc = 0, nmarked = 0;
     for (uint32_t w = 0; w < nwords; w++) {
         uint64_t word = bits[w];
         bits[w] = 0;
+        nmarked += (uint32_t)__builtin_popcountll(word);
         while (word) {
             uint32_t d = w * 64 + (uint32_t)__builtin_ctzll(word);
             word &= word - 1;
@@ -114,10 +163,11 @@ static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, c
             nc += qry_topk_would_enter(t, sc + rest);
         }
     }
+    *marked = nmarked;
     return nc;
 }
 
-uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *wd)
+uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *wd, uint64_t *promoted)
 {
     double ub[QRY_MAX_TERMS];
     uint32_t *cand = wd->cand;       /* wd's acc and bits: zero on entry and return */
@@ -129,8 +179,17 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         sum += cs[i]->max_score;
         ub[i] = sum;
     }
+    uint32_t span = 1;
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t l = 0; l < cs[i]->nlists; l++) {
+            const idx_plist *pl = &cs[i]->lists[l];
+            if (pl->seg_base + pl->seg_ndocs > span)
+                span = pl->seg_base + pl->seg_ndocs;
+        }
+    double expect = 0;         /* the last window's candidates a doc id x share marked */
     uint32_t first_ess = 0;
     uint32_t win = QRY_FIRST_WINDOW;
+    *promoted = 0;
     for (;;) {
         while (first_ess < n && !qry_topk_would_enter(t, ub[first_ess]))
             first_ess++;
@@ -145,23 +204,29 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
         uint32_t end = base <= QRY_END - win ? base + win : QRY_END;
         if (win < QRY_WINDOW)
             win *= 2;
+        const uint32_t fe = promote_terms(cs, first_ess, expect, span, base);
+        *promoted += first_ess - fe;
 
         /* The window's candidates, each with its essential terms' score.
          * With one essential term they are its postings, taken as it is
          * read, with nothing through acc and bits (ab.sh: 2-word queries
-         * on synth2m -26%). */
-        const int complete = first_ess == 0;
-        const double rest = complete ? 0 : ub[first_ess - 1];
-        uint32_t nc;
-        if (first_ess == n - 1 && !complete && !cs[first_ess]->has_deletes)
-            nc = qry_cursor_collect(cs[first_ess], base, end, cand, cscore, t, rest);
-        else
-            nc = gather_window(cs, first_ess, n, ub, rest, base, end, t, wd, &scored);
+         * on synth2m -26%); no marks are counted then, and nothing is
+         * promoted in the next window. */
+        const int complete = fe == 0;
+        const double rest = complete ? 0 : ub[fe - 1];
+        uint32_t nc, marked;
+        if (fe == n - 1 && !complete && !cs[fe]->has_deletes) {
+            nc = qry_cursor_collect(cs[fe], base, end, cand, cscore, t, rest);
+            expect = 0;
+        } else {
+            nc = gather_window(cs, fe, n, ub, rest, base, end, t, wd, &scored, &marked);
+            expect = (double)nc * marked / ((double)(end - base) * (end - base));
+        }
 
         /* Non-essential terms, largest bound first, a term at a time; the
          * candidates that reach the last pass are fully scored, whether or
          * not they then enter t. */
-        for (uint32_t i = first_ess; i-- > 0 && nc;) {
+        for (uint32_t i = fe; i-- > 0 && nc;) {
             if (i == 0)
                 scored += nc;
             nc = qry_cursor_add_matches(cs[i], cand, cscore, nc, t, i ? ub[i - 1] : 0, base, wd->tf);

@@ -67,6 +67,10 @@ typedef struct qry_result {
     uint32_t nterms;       /* query terms found in the index */
     uint64_t scored;       /* documents fully scored */
     uint64_t postings;     /* postings examined (decoded positions visited) */
+    uint64_t promoted;     /* MaxScore: terms taken into a window's
+                              accumulator although not essential there,
+                              as cheaper than looking them up (a count of
+                              term-windows) */
     int algo;              /* the algorithm that ran */
 } qry_result;
 

@@ -187,7 +187,9 @@ typedef struct qry_window {
     double cscore[QRY_WINDOW];
     uint8_t tf[QRY_WINDOW];          /* add_matches' scatter array */
 } qry_window;
-uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *win);
+/* *promoted: windows' non-essential terms scored into the accumulator
+ * (maxscore.c's promote_terms). */
+uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *win, uint64_t *promoted);
 uint64_t qry_run_wand(qry_cursor **cs, uint32_t n, qry_topk *t);
 uint64_t qry_run_bmw(qry_cursor **cs, uint32_t n, qry_topk *t);
 uint64_t qry_run_conjunctive(qry_cursor **cs, uint32_t n, qry_topk *t);

@@ -9,7 +9,8 @@
  * query is timed around qry_search only (analysis and ranking). Prints one
  * line per query, in file order: "<query id>\t<microseconds>\t<hits>";
  * --stats appends the query's terms found, postings examined and documents
- * fully scored (qry_result's counters), to see where a query's time goes.
+ * fully scored and term-windows promoted (qry_result's counters), to see where
+ * a query's time goes.
  * Uses only the public API (query/query.h, index/index.h).
  */
 #include "../../query/query.h"
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats]\n"
                    "Prints \"<id>\\t<microseconds>\\t<hits>\" per query (timed pass after a warm-up);\n"
-                   "--stats adds \"\\t<terms>\\t<postings>\\t<scored>\".\n");
+                   "--stats adds \"\\t<terms>\\t<postings>\\t<scored>\\t<promoted>\".\n");
             return 0;
         } else if (!index)
             index = argv[i];
@@ -127,8 +128,9 @@ int main(int argc, char **argv)
         }
     for (size_t i = 0; i < nq; i++)
         if (stats)
-            printf("%s\t%.3f\t%u\t%u\t%llu\t%llu\n", qs[i].id, lat[i], last[i].n, last[i].nterms,
-                   (unsigned long long)last[i].postings, (unsigned long long)last[i].scored);
+            printf("%s\t%.3f\t%u\t%u\t%llu\t%llu\t%llu\n", qs[i].id, lat[i], last[i].n, last[i].nterms,
+                   (unsigned long long)last[i].postings, (unsigned long long)last[i].scored,
+                   (unsigned long long)last[i].promoted);
         else
             printf("%s\t%.3f\t%u\n", qs[i].id, lat[i], last[i].n);
     idx_reader_close(r);
