@@ -85,11 +85,11 @@
 
 /* The number of non-essential terms, first_ess or fewer but at least 1
  * (unless first_ess is 0), once the largest are promoted for the window
- * starting at base (see above); promoted cursors
- * are moved to base (the documents before it match no essential term, so
- * they cannot enter). `expect` is the candidates a doc id times the share
- * marked; span is the doc ids the lists cover, over which a term's
- * postings are taken to be spread evenly. */
+ * starting at base (see above); promoted cursors are moved to base (the
+ * documents before it match no essential term, so they cannot enter).
+ * `expect` is the candidates a doc id times the share marked; span is the
+ * doc ids the lists cover, over which a term's postings are taken to be
+ * spread evenly. */
 static uint32_t promote_terms(qry_cursor **cs, uint32_t first_ess, double expect, uint32_t span,
                               uint32_t base)
 {
