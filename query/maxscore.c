@@ -175,17 +175,18 @@ uint64_t qry_run_maxscore(qry_cursor **cs, uint32_t n, qry_topk *t, qry_window *
     uint64_t scored = 0;
     lx_sort(cs, n, sizeof *cs, by_bound_per_posting);
     double sum = 0;
+    uint32_t span = 1;         /* the doc ids the lists cover */
     for (uint32_t i = 0; i < n; i++) {
         sum += cs[i]->max_score;
         ub[i] = sum;
-    }
-    uint32_t span = 1;
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t l = 0; l < cs[i]->nlists; l++) {
-            const idx_plist *pl = &cs[i]->lists[l];
+        /* a cursor's lists are in segment order, and segments in doc id
+         * order: its last list ends furthest */
+        if (cs[i]->nlists) {
+            const idx_plist *pl = &cs[i]->lists[cs[i]->nlists - 1];
             if (pl->seg_base + pl->seg_ndocs > span)
                 span = pl->seg_base + pl->seg_ndocs;
         }
+    }
     double expect = 0;         /* the last window's candidates a doc id x share marked */
     uint32_t first_ess = 0;
     uint32_t win = QRY_FIRST_WINDOW;
