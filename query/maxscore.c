@@ -133,12 +133,9 @@ static int by_bound_per_posting(const void *a, const void *b)
  * not measured here: a store-to-load forward on the loop's carried
  * dependency, nc). *marked gets the number of marked documents, counted
  * one a document in the loop: __builtin_popcountll is a call into libgcc
- * in the default build (no -mpopcnt), 3.4% of synth2m's samples. Measured
- * in one binary, the two loops switched by the environment, fastest of
- * 9-15 interleaved rounds: synth2m's SciFact queries -3.2% and -8.4%,
- * the whole synth2m set -6.0% and +1.8%, debpkgs -5.5%, SciFact -2.7%,
- * debpkgs at k=1000 +1.6% (a first switch that read its flag inside the
- * loops had said -11.6% on synth2m: the flag's loads, not the count). */
+ * in the default build (no -mpopcnt), 3.4% of synth2m's samples. In one
+ * process (bench-lexis-lat --ab 7, two runs each): synth2m's first 300
+ * SciFact queries -3.5% and -3.7%, debpkgs -3.2%, SciFact -0.9%. */
 static uint32_t gather_window(qry_cursor **cs, uint32_t first_ess, uint32_t n, const double *ub, double rest,
                               uint32_t base, uint32_t end, qry_topk *t, qry_window *wd, uint64_t *scored,
                               uint32_t *marked)
