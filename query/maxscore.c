@@ -77,7 +77,10 @@
  * p99, SciFact's corpus -4.2% (its keyword queries, which promote
  * nothing, -3.2%: the noise); ratio 0.25 and 1 gained less on CISI
  * (-4.2%, -5.1%), and promoting down to no term left out gained less
- * (-5.4%) and cost ADI's and CACM's queries on SciFact a third. With the
+ * (-5.4%) and cost ADI's and CACM's queries on SciFact a third. In one
+ * process (bench-lexis-lat --ab, which later showed separate processes
+ * to exaggerate): the Debian corpus -1.6% and -0.9% (CISI's queries -5.2%
+ * and -2.2%), at k=1000 -1.9% (CISI's -6.6%), SciFact -0.9%. With the
  * ratio alone, without the marked share, synth2m's partitions changed for
  * nothing; with it, about a twentieth of a synth2m window is marked (words
  * drawn independently) and no term is promoted there. */
