@@ -70,6 +70,52 @@ static void ab_summary(const q *qs, size_t nq, const double (*best)[2])
     fprintf(stderr, "\n");
 }
 
+/* One query timed around qry_search; its latency in microseconds, or -1
+ * after printing why it failed. */
+static double timed_search(qry_engine *e, idx_reader *r, const q *qq, const qry_params *p, qry_result *res)
+{
+    double t0 = lx_now();
+    int rc = qry_search(e, r, qq->text, qq->len, p, res);
+    double t = (lx_now() - t0) * 1e6;
+    if (rc) {
+        fprintf(stderr, "lexis-lat: query %s: %s\n", qq->id, lx_strerror(rc));
+        return -1;
+    }
+    return t;
+}
+
+/* --ab: pass 0 is the warm-up. Then in pass r query i runs with the flag
+ * (i + r) & 1: the flags alternate from one query to the next, as the
+ * host's moments pass, while each query still follows another query as in
+ * the bench (back to back with itself, the second run would find the
+ * first's data in the caches). Returns the exit status. */
+static int ab_run(qry_engine *e, idx_reader *r, const qry_params *p, const q *qs, size_t nq, long rounds)
+{
+    double (*best)[2] = malloc((nq + 1) * sizeof *best);
+    if (!best) {
+        fprintf(stderr, "lexis-lat: out of memory\n");
+        return 1;
+    }
+    for (long pass = 0; pass <= 2 * rounds; pass++)
+        for (size_t i = 0; i < nq; i++) {
+            int flag = (int)((pass + (long)i) & 1);
+            qry_result res;
+            lx_ab_flag = flag;
+            double t = timed_search(e, r, &qs[i], p, &res);
+            if (t < 0) {
+                free(best);
+                return 1;
+            }
+            if (pass == 1 || pass == 2 || t < best[i][flag])
+                best[i][flag] = t;
+        }
+    for (size_t i = 0; i < nq; i++)
+        printf("%s\t%.3f\t%.3f\n", qs[i].id, best[i][0], best[i][1]);
+    ab_summary(qs, nq, (const double(*)[2])best);
+    free(best);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *index = NULL, *queries = NULL;
@@ -174,56 +220,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "lexis-lat: %s\n", lx_strerror(rc));
         return 1;
     }
+    if (ab_rounds) {
+        rc = ab_run(e, r, &p, qs, nq, ab_rounds);
+        idx_reader_close(r);
+        qry_engine_close(e);
+        idx_env_close(env);
+        return rc;
+    }
     double *lat = malloc((nq + 1) * sizeof *lat);
     qry_result *last = malloc((nq + 1) * sizeof *last);   /* counters only: hits dangle */
     if (!lat || !last) {
         fprintf(stderr, "lexis-lat: out of memory\n");
         return 1;
     }
-    if (ab_rounds) {
-        double (*best)[2] = malloc((nq + 1) * sizeof *best);
-        if (!best) {
-            fprintf(stderr, "lexis-lat: out of memory\n");
-            return 1;
-        }
-        /* Pass 0 is the warm-up. Then in pass r query i runs with the flag
-         * (i + r) & 1: the flags alternate from one query to the next, as
-         * the host's moments pass, while each query still follows another
-         * query as in the bench (back to back with itself, the second run
-         * would find the first's data in the caches). */
-        for (long pass = 0; pass <= 2 * ab_rounds; pass++)
-            for (size_t i = 0; i < nq; i++) {
-                int flag = (int)((pass + (long)i) & 1);
-                qry_result res;
-                lx_ab_flag = flag;
-                double t0 = lx_now();
-                rc = qry_search(e, r, qs[i].text, qs[i].len, &p, &res);
-                double t = (lx_now() - t0) * 1e6;
-                if (rc) {
-                    fprintf(stderr, "lexis-lat: query %s: %s\n", qs[i].id, lx_strerror(rc));
-                    return 1;
-                }
-                if (pass == 1 || pass == 2 || t < best[i][flag])
-                    best[i][flag] = t;
-            }
-        for (size_t i = 0; i < nq; i++)
-            printf("%s\t%.3f\t%.3f\n", qs[i].id, best[i][0], best[i][1]);
-        ab_summary(qs, nq, (const double(*)[2])best);
-        free(best);
-        nq = 0;                   /* nothing more to time */
-    }
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < nq; i++) {
-            qry_result res;
-            double t0 = lx_now();
-            rc = qry_search(e, r, qs[i].text, qs[i].len, &p, &res);
-            double t = lx_now() - t0;
-            if (rc) {
-                fprintf(stderr, "lexis-lat: query %s: %s\n", qs[i].id, lx_strerror(rc));
+            if ((lat[i] = timed_search(e, r, &qs[i], &p, &last[i])) < 0)
                 return 1;
-            }
-            lat[i] = t * 1e6;
-            last[i] = res;
         }
     for (size_t i = 0; i < nq; i++)
         if (stats)
