@@ -23,16 +23,12 @@
 #include "../../index/index_impl.h"
 #include "fuzz_guard.h"
 
-#include <sanitizer/asan_interface.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define FZ_CHECK(x) LX_ASSERT(x)
 #define FZ_REGION (1u << 16)
-
 
 static fz_guard fz_dict, fz_chunk;
 

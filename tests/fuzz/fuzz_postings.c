@@ -41,13 +41,10 @@
 #include "../../index/index_impl.h"
 #include "fuzz_guard.h"
 
-#include <sanitizer/asan_interface.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define FZ_CHECK(x) LX_ASSERT(x)
 
