@@ -482,11 +482,27 @@ int enc_analyzer_params_parse(const char *desc, enc_analyzer_params *p,
 // --- analysis ---------------------------------------------------------------
 
 /* State of one enc_analyzer_run call. */
+/* Words wait in a ring of ENC_PENDING before they are stemmed and emitted,
+ * so that the stem cache's entry for each (750 KB of entries: outside the
+ * L2 cache once a query has run) is prefetched while the next words are
+ * cut, instead of being waited for one word at a time. A cpu-clock profile
+ * of SciFact's queries put 4% of the time on that load; with the ring
+ * (bench-lexis-lat --ab 7): SciFact -2.8% and -1.3%, the Debian corpus
+ * -1.1%; building the Debian corpus: no change (12 alternating runs). */
+#define ENC_PENDING 8
+typedef struct enc_pending {
+    uint32_t pos, h;    /* the word's position and lx_fnv1a32 */
+    uint8_t len, stem;  /* bytes in word; 1: to be stemmed */
+    char word[ENC_MAX_TERM_BYTES];
+} enc_pending;
+
 typedef struct enc_run {
     enc_analyzer *an;
     enc_term_fn fn;
     void *ctx;
     uint32_t pos;       /* position of the next word */
+    uint32_t head, tail;               /* pend[head % N .. tail % N) wait */
+    enc_pending pend[ENC_PENDING];
 } enc_run;
 
 enum {
@@ -527,8 +543,25 @@ static int enc_stem(enc_analyzer *an, const char **term, size_t *len, uint32_t h
     return 0;
 }
 
+/* Stems the oldest waiting word if it needs it and emits its term. */
+static int enc_flush_one(enc_run *r)
+{
+    enc_pending *q = &r->pend[r->head++ % ENC_PENDING];
+    const char *term = q->word;
+    size_t wlen = q->len;
+    if (q->stem) {
+        int rc = enc_stem(r->an, &term, &wlen, q->h);
+        if (rc)
+            return rc;
+        if (wlen == 0 || wlen > ENC_MAX_TERM_BYTES)
+            return 0;
+    }
+    return r->fn(r->ctx, term, wlen, q->pos);
+}
+
 /* The word an->word[0, wlen) is complete (wlen may exceed ENC_WORD_CAP: then
- * only its length was kept). Gives it a position and emits its term. */
+ * only its length was kept). Gives it a position and, unless it is dropped,
+ * puts it in the ring; the oldest word is emitted once the ring is full. */
 static int enc_emit(enc_run *r, size_t wlen, unsigned flags)
 {
     enc_analyzer *an = r->an;
@@ -546,15 +579,16 @@ static int enc_emit(enc_run *r, size_t wlen, unsigned flags)
     uint32_t h = lx_fnv1a32(an->word, wlen);
     if (enc_stopset_has_h(&an->stop, an->word, wlen, h))
         return 0;
-    const char *term = an->word;
-    if (an->stemmer && (flags & (EW_LETTER | EW_DOT | EW_CJK)) == EW_LETTER) {
-        int rc = enc_stem(an, &term, &wlen, h);
-        if (rc)
-            return rc;
-        if (wlen == 0 || wlen > ENC_MAX_TERM_BYTES)
-            return 0;
-    }
-    return r->fn(r->ctx, term, wlen, pos);
+    int stem = an->stemmer && (flags & (EW_LETTER | EW_DOT | EW_CJK)) == EW_LETTER;
+    enc_pending *q = &r->pend[r->tail++ % ENC_PENDING];
+    q->pos = pos;
+    q->h = h;
+    q->len = (uint8_t)wlen;
+    q->stem = (uint8_t)stem;
+    memcpy(q->word, an->word, wlen);
+    if (stem && an->stem_cache)
+        __builtin_prefetch(&an->stem_cache[h & (ENC_STEM_CACHE - 1)]);
+    return r->tail - r->head == ENC_PENDING ? enc_flush_one(r) : 0;
 }
 
 /* A piece of ASCII bytes other than EC_SEP: lowercase and cut into words. */
@@ -705,7 +739,12 @@ int enc_analyzer_run(enc_analyzer *an, const char *text, size_t len,
 {
     LX_ASSERT(an != NULL && fn != NULL);
     LX_ASSERT(text != NULL || len == 0);
-    enc_run r = { .an = an, .fn = fn, .ctx = ctx, .pos = 0 };
+    enc_run r;           /* not zeroed whole: pend is written before read */
+    r.an = an;
+    r.fn = fn;
+    r.ctx = ctx;
+    r.pos = 0;
+    r.head = r.tail = 0;
     const unsigned char *s = (const unsigned char *)text;
     int fast = !an->reference;
     size_t i = 0;
@@ -744,6 +783,11 @@ int enc_analyzer_run(enc_analyzer *an, const char *text, size_t len,
         }
         int rc = ascii && fast ? enc_piece_ascii(&r, s + start, i - start)
                                : enc_piece_unicode(&r, s + start, i - start);
+        if (rc)
+            return rc;
+    }
+    while (r.head != r.tail) {          /* the words still in the ring */
+        int rc = enc_flush_one(&r);
         if (rc)
             return rc;
     }

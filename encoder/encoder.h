@@ -58,10 +58,11 @@ enc_analyzer_params enc_analyzer_default_params(void);
 int enc_analyzer_open(const enc_analyzer_params *p, enc_analyzer **out);
 void enc_analyzer_close(enc_analyzer *an);
 
-/* Called once per term, in text order. `term` borrows the analyzer's buffer,
- * valid only during the call; it is not NUL-terminated. `pos` is the word's
- * position (stop words count as positions). Return nonzero to stop: that
- * value becomes enc_analyzer_run's return value. */
+/* Called once per term, in text order. `term` is borrowed, valid only
+ * during the call; it is not NUL-terminated. `pos` is the word's position
+ * (stop words count as positions). Return nonzero to stop: that value
+ * becomes enc_analyzer_run's return value. The run cuts words a few ahead
+ * of the calls (analyzer.c, ENC_PENDING), so a stop comes after those. */
 typedef int (*enc_term_fn)(void *ctx, const char *term, size_t len, uint32_t pos);
 
 /* Analyzes `len` bytes of `text` (any bytes; see the UTF-8 policy above).

@@ -329,6 +329,12 @@ static void test_positions(void **state)
     /* Positions restart with each run; CJK and Unicode words count alike. */
     t = "é 漢 x";
     check_n("none", "none", 1, 1, t, strlen(t), "é@0 漢@1 x@2");
+    /* More words than the run keeps waiting (ENC_PENDING), ASCII and
+     * Unicode pieces mixed: order and positions hold across the ring. */
+    t = "a1 b2 c3 d4 the e5 f6 g7 ünï h8 i9 j10 k11 running l12 m13 n14 o15 p16";
+    check_n("english", "lucene", 1, 1, t, strlen(t),
+            "a1@0 b2@1 c3@2 d4@3 e5@5 f6@6 g7@7 ünï@8 h8@9 i9@10 j10@11 k11@12 run@13 "
+            "l12@14 m13@15 n14@16 o15@17 p16@18");
 }
 
 static void test_early_stop(void **state)
@@ -344,6 +350,15 @@ static void test_early_stop(void **state)
         assert_int_equal(s.count, 2);
         free(s.buf);
     }
+    /* A stop past the ring's first fill: no call after it. */
+    const char *t = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20";
+    sink s;
+    sink_init(&s, 0);
+    s.stop_after = 11;
+    assert_int_equal(enc_analyzer_run(an, t, strlen(t), sink_term, &s), 42);
+    assert_int_equal(s.count, 11);
+    assert_string_equal(s.buf, "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11");
+    free(s.buf);
     enc_analyzer_close(an);
 }
 
