@@ -481,7 +481,6 @@ int enc_analyzer_params_parse(const char *desc, enc_analyzer_params *p,
 
 // --- analysis ---------------------------------------------------------------
 
-/* State of one enc_analyzer_run call. */
 /* Words wait in a ring of ENC_PENDING before they are stemmed and emitted,
  * so that the stem cache's entry for each (750 KB of entries: outside the
  * L2 cache once a query has run) is prefetched while the next words are
@@ -496,6 +495,7 @@ typedef struct enc_pending {
     char word[ENC_MAX_TERM_BYTES];
 } enc_pending;
 
+/* State of one enc_analyzer_run call. */
 typedef struct enc_run {
     enc_analyzer *an;
     enc_term_fn fn;
