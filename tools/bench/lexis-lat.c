@@ -37,6 +37,8 @@ typedef struct q { char *id, *text; size_t len; } q;
 
 extern int lx_ab_flag __attribute__((weak));
 
+#define LAT_USAGE "usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats | --ab ROUNDS]\n"
+
 /* The --ab summary: each class's mean with the flag 0 and 1. */
 static void ab_summary(const q *qs, size_t nq, const double (*best)[2])
 {
@@ -151,7 +153,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats | --ab ROUNDS]\n"
+            printf(LAT_USAGE
                    "Prints \"<id>\\t<microseconds>\\t<hits>\" per query (timed pass after a warm-up);\n"
                    "--stats adds \"\\t<terms>\\t<postings>\\t<scored>\\t<promoted>\".\n"
                    "--ab ROUNDS: 2 x ROUNDS passes, the library's lx_ab_flag alternating 0 and 1\n"
@@ -171,7 +173,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!index || !queries) {
-        fprintf(stderr, "usage: lexis-lat INDEX QUERIES.jsonl [-k K] [--algo NAME] [--stats]\n");
+        fprintf(stderr, LAT_USAGE);
         return 2;
     }
     FILE *f = fopen(queries, "r");
